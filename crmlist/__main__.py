@@ -1,0 +1,5 @@
+"""`python -m crmlist`."""
+
+from crmlist.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""`crmlist check`: validate rule files, expressions and templates without writing anything."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from crmlist.campaign.compiler import compile_campaign
+from crmlist.campaign.evaluate import build_catalog
+from crmlist.campaign.expressions import DIALECT, FACTS_ALIAS, Catalog, parse_condition, resolve_columns
+from crmlist.campaign.helpers import HelperExpander
+from crmlist.campaign.model import Campaign, campaign_names, load_campaign
+from crmlist.campaign.views import prepare_session
+from crmlist.errors import BadInputError, CrmlistError, MultipleErrors
+from crmlist.workspace import Workspace
+
+
+def check_campaigns(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, names: list[str] | None = None, as_of: dt.date | None = None
+) -> tuple[list[str], list[CrmlistError]]:
+    """Check the named campaigns (all when empty); returns the names checked and every problem found."""
+    from crmlist.letters import check_templates  # only checks of templates pay for Jinja2
+
+    views = prepare_session(con, ws, as_of or dt.date.today())
+    catalog = build_catalog(con, [v.name for v in views])
+    names = names or campaign_names(ws)
+    problems: list[CrmlistError] = []
+    for name in names:
+        try:
+            campaign = load_campaign(ws, name)
+        except MultipleErrors as exc:
+            problems.extend(exc.errors)
+            continue
+        except CrmlistError as exc:
+            problems.append(exc)
+            continue
+        problems.extend(_check_expressions(con, campaign, catalog))
+        if not problems:
+            try:
+                compiled = compile_campaign(campaign, catalog, ws)
+                con.execute("EXPLAIN " + compiled.sql.split(" AS ", 1)[1], compiled.params)
+            except CrmlistError as exc:
+                problems.append(exc)
+            except duckdb.Error as exc:
+                problems.append(_db_problem(campaign, "", exc))
+        templates = sorted({campaign.template, *(c.template for c in campaign.cells if c.template)})
+        problems.extend(check_templates(ws, templates))
+    return names, problems
+
+
+def _expressions(campaign: Campaign) -> list[tuple[str, str]]:
+    items = [(f"audience.where[{i}]", t) for i, t in enumerate(campaign.where)]
+    items += [(f"audience.exclude[{i}]", t) for i, t in enumerate(campaign.exclude)]
+    items += [(f"cells[{i}].where", c.where) for i, c in enumerate(campaign.cells)]
+    return items
+
+
+def _check_expressions(con: duckdb.DuckDBPyConnection, campaign: Campaign, catalog: Catalog) -> list[CrmlistError]:
+    """Each expression alone, so a problem names its key: parse, columns, then DuckDB's binder."""
+    where = f"queries/{campaign.path.name}"
+    problems: list[CrmlistError] = []
+    for key, text in _expressions(campaign):
+        views: set[str] = set()
+        expander = HelperExpander()
+        try:
+            tree = resolve_columns(parse_condition(text, where, key), catalog, where, key, views)
+            tree = expander.expand(tree, where, key)
+        except CrmlistError as exc:
+            problems.append(exc)
+            continue
+        query = sqlglot.select(exp.alias_(exp.Paren(this=tree), "ok")).from_(f"customer_facts AS {FACTS_ALIAS}")
+        for view in sorted(views):
+            query = query.join(
+                exp.to_table(view, quoted=True),
+                on=exp.column("customer_id", table=view, quoted=True).eq(exp.column("customer_id", FACTS_ALIAS)),
+                join_type="left",
+            )
+        try:
+            con.execute("EXPLAIN " + query.sql(dialect=DIALECT), expander.params)
+        except duckdb.Error as exc:
+            problems.append(_db_problem(campaign, key, exc))
+    return problems
+
+
+def _db_problem(campaign: Campaign, key: str, exc: duckdb.Error) -> BadInputError:
+    reason = str(exc).strip().splitlines()[0]
+    reason = reason.split(": ", 1)[1] if ": " in reason else reason
+    prefix = f"{key}: " if key else ""
+    return BadInputError(f"queries/{campaign.path.name}", f"{prefix}{reason[:200]}", "fix the expression (DuckDB SQL)")

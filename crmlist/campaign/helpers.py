@@ -1,0 +1,125 @@
+"""Rule helpers such as bought(category => 'tv', within_days => 730), expanded into semi-joins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from crmlist.campaign.expressions import DIALECT, FACTS_ALIAS, HELPERS, ExpressionError
+
+_BOUGHT = """
+SELECT pu.customer_id FROM purchases AS pu
+CROSS JOIN run_params AS rp
+LEFT JOIN products AS pr ON pr.product_id = pu.product_id
+WHERE pu.order_date <= rp.as_of AND pu.customer_id IS NOT NULL
+"""
+_CONTACTED = """
+SELECT ch.customer_id FROM contact_history AS ch
+CROSS JOIN run_params AS rp
+WHERE NOT ch.is_control AND ch.as_of <= rp.as_of AND ch.customer_id IS NOT NULL
+  AND ch.as_of > rp.as_of - CAST($days AS INTEGER) AND ch.run_id IS DISTINCT FROM $exclude_run
+"""
+_CONDITIONS = {
+    "category": "coalesce(pu.category, pr.category) = CAST($value AS VARCHAR)",
+    "product": "pu.product_id = CAST($value AS VARCHAR)",
+    "within_days": "pu.order_date > rp.as_of - CAST($value AS INTEGER)",
+}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "category": str,
+    "product": str,
+    "within_days": int,
+    "min_amount": (int, float, str),
+    "days": int,
+}
+
+
+class HelperExpander:
+    """Replaces helper calls in rule expressions, collecting their values as bound parameters."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def expand(self, tree: exp.Expr, where: str, key: str) -> exp.Expr:
+        def visit(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Anonymous) and str(node.this).lower() in HELPERS:
+                return self._expand_call(node, where, key)
+            return node
+
+        return tree.transform(visit, copy=True)
+
+    def _expand_call(self, node: exp.Anonymous, where: str, key: str) -> exp.Expr:
+        name = str(node.this).lower()
+        args = self._arguments(node, name, where, key)
+        if name == "bought":
+            return self._bought(args)
+        return self._not_contacted(args, where, key)
+
+    def _arguments(self, node: exp.Anonymous, name: str, where: str, key: str) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        for arg in node.expressions:
+            if not isinstance(arg, (exp.Kwarg, exp.PropertyEQ)) or not isinstance(arg.expression, exp.Literal):
+                raise ExpressionError(
+                    where,
+                    f"{key}: {name}() takes named literal arguments",
+                    f"write e.g. {name}({next(iter(sorted(HELPERS[name])))} => 'value')",
+                )
+            arg_name = arg.this.name.lower()
+            if arg_name not in HELPERS[name]:
+                raise ExpressionError(
+                    where,
+                    f"{key}: {name}() has no argument {arg_name!r}",
+                    f"its arguments: {', '.join(sorted(HELPERS[name]))}",
+                )
+            literal = arg.expression
+            value: Any = literal.this if literal.is_string else _number(literal.this)
+            if not isinstance(value, _TYPES[arg_name]) or isinstance(value, bool):
+                raise ExpressionError(where, f"{key}: {name}({arg_name} => ...) has the wrong type", None)
+            args[arg_name] = value
+        return args
+
+    def _param(self, node: exp.Expr, value: Any) -> exp.Expr:
+        """Give every $placeholder in a snippet a unique name bound to `value`."""
+        index = len(self.params)
+
+        def rename(part: exp.Expr) -> exp.Expr:
+            if isinstance(part, exp.Placeholder) and part.name == "value":
+                name = f"h{index}"
+                self.params[name] = value
+                return exp.Placeholder(this=name)
+            return part
+
+        return node.transform(rename)
+
+    def _bought(self, args: dict[str, Any]) -> exp.Expr:
+        query = sqlglot.parse_one(_BOUGHT, read=DIALECT)
+        assert isinstance(query, exp.Select)
+        for arg, snippet in _CONDITIONS.items():
+            if arg in args:
+                query = query.where(self._param(sqlglot.parse_one(snippet, read=DIALECT), args[arg]))
+        if "min_amount" in args:
+            having = self._param(
+                sqlglot.parse_one("sum(pu.amount) >= CAST($value AS DECIMAL(18,2))"), str(args["min_amount"])
+            )
+            query = query.group_by("pu.customer_id").having(having)
+        return exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
+
+    def _not_contacted(self, args: dict[str, Any], where: str, key: str) -> exp.Expr:
+        if "days" not in args:
+            raise ExpressionError(where, f"{key}: not_contacted() needs days => N", "write not_contacted(days => 30)")
+        query = sqlglot.parse_one(_CONTACTED, read=DIALECT)
+        index = len(self.params)
+        self.params[f"h{index}"] = args["days"]
+        query = query.transform(
+            lambda n: exp.Placeholder(this=f"h{index}") if isinstance(n, exp.Placeholder) and n.name == "days" else n
+        )
+        inside = exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
+        return exp.Not(this=exp.Paren(this=inside))
+
+
+def _number(text: str) -> int | float | str:
+    try:
+        return int(text)
+    except ValueError:
+        return text

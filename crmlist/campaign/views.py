@@ -1,0 +1,107 @@
+"""SQL views kept in queries/*.sql: discovery, dependency order, and the per-session set-up."""
+
+from __future__ import annotations
+
+import datetime as dt
+import graphlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from crmlist.errors import BadInputError
+from crmlist.workspace import Workspace
+
+FACTS = "customer_facts"
+PACKAGED_QUERIES = Path(__file__).resolve().parent.parent / "skeleton" / "queries"
+_DESCRIPTION = re.compile(r"^\s*--\s*description:\s*(.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class View:
+    """A queries/NAME.sql file: a view named by its stem."""
+
+    name: str
+    path: Path
+    sql: str
+    description: str
+    depends_on: frozenset[str]
+
+
+def discover_views(ws: Workspace) -> list[View]:
+    """Every view of the workspace in dependency order; customer_facts falls back to the packaged one."""
+    paths = {p.stem: p for p in sorted(ws.queries_dir.glob("[!.#~]*.sql"))} if ws.queries_dir.is_dir() else {}
+    paths.setdefault(FACTS, PACKAGED_QUERIES / f"{FACTS}.sql")
+    lowered: dict[str, Path] = {}
+    for name, path in paths.items():
+        if name.lower() in lowered:
+            raise BadInputError(
+                f"queries/{path.name}",
+                f"view name clashes with queries/{lowered[name.lower()].name}",
+                "rename one of the two files: view names are case-insensitive",
+            )
+        lowered[name.lower()] = path
+    views = {name: _read_view(name, path, set(paths)) for name, path in paths.items()}
+    sorter = graphlib.TopologicalSorter({name: view.depends_on for name, view in views.items()})
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = [f"queries/{views[n].path.name}" for n in exc.args[1]]
+        raise BadInputError(
+            cycle[0],
+            f"views depend on each other in a cycle: {' -> '.join(cycle)}",
+            "break the cycle: a view may not use itself through others",
+        ) from None
+    return [views[name] for name in order]
+
+
+def _read_view(name: str, path: Path, names: set[str]) -> View:
+    where = f"queries/{path.name}"
+    try:
+        sql = path.read_text(encoding="utf-8").strip().rstrip(";")
+    except UnicodeDecodeError:
+        raise BadInputError(where, "not UTF-8 text", "save the view as UTF-8") from None
+    description = ""
+    for line in sql.splitlines():
+        match = _DESCRIPTION.match(line)
+        if match:
+            description = match.group(1).strip()
+            break
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise BadInputError(where, f"not valid SQL: {_first_error(exc)}", "fix the query") from None
+    if not isinstance(tree, exp.Query):
+        raise BadInputError(where, "a view must be one SELECT query", "remove other statements")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    tables = {t.name for t in tree.find_all(exp.Table)} - ctes
+    return View(name, path, sql, description, frozenset((tables & names) - {name}))
+
+
+def _first_error(exc: sqlglot.errors.ParseError) -> str:
+    if exc.errors:
+        err = exc.errors[0]
+        return f"{err.get('description')} at line {err.get('line')}, column {err.get('col')}"
+    return str(exc).splitlines()[0]
+
+
+def prepare_session(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.date) -> list[View]:
+    """Create run_params and every view as TEMP objects, so read-only connections can use them too."""
+    con.execute("CREATE OR REPLACE TEMP TABLE run_params AS SELECT CAST($as_of AS DATE) AS as_of", {"as_of": as_of})
+    views = discover_views(ws)
+    for view in views:
+        try:
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "{view.name}" AS {view.sql}')
+        except duckdb.Error as exc:
+            raise BadInputError(
+                f"queries/{view.path.name}", f"the view does not run: {_duckdb_reason(exc)}", "fix the query"
+            ) from None
+    return views
+
+
+def _duckdb_reason(exc: duckdb.Error) -> str:
+    """DuckDB's first error line, which names the problem without quoting data rows."""
+    return str(exc).strip().splitlines()[0][:300]

@@ -1,0 +1,250 @@
+"""Campaign commands: campaigns, check, preview, run, export, letters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crmlist import store
+from crmlist.cli.app import app, workspace_from
+from crmlist.cli.options import (
+    AsOfOpt,
+    DbOpt,
+    JsonOpt,
+    LettersFormatOpt,
+    OutOpt,
+    QuietOpt,
+    WaitOpt,
+    WorkspaceOpt,
+)
+from crmlist.cli.output import Printer, stdout_console
+from crmlist.cli.render import show_preview, show_run
+from crmlist.errors import EXIT_PARTIAL, MultipleErrors
+from crmlist.workspace import parse_as_of
+
+CampaignArg = Annotated[str, typer.Argument(help="Campaign name: the stem of queries/NAME.toml.")]
+
+
+@app.command()
+def campaigns(ctx: typer.Context, workspace: WorkspaceOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+    """List the campaigns (queries/*.toml) with their descriptions.
+
+    Example: crmlist campaigns
+    """
+    import tomllib
+
+    from crmlist.campaign.model import campaign_names, campaign_path
+
+    ws = workspace_from(ctx, workspace, db)
+    rows = []
+    for name in campaign_names(ws):
+        try:
+            description = str(tomllib.loads(campaign_path(ws, name).read_text("utf-8")).get("description", ""))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            description = "(rule file does not parse: run crmlist check)"
+        rows.append({"campaign": name, "description": description})
+    if json_:
+        Printer(as_json=True).result("campaigns", campaigns=rows, counts={"campaigns": len(rows)})
+        return
+    for row in rows:
+        stdout_console().print(f"{row['campaign']}\t{row['description']}", markup=False)
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Campaigns to check (default: all).")] = None,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Validate rule files, expressions and templates; writes nothing. Exit 65 on any problem.
+
+    Example: crmlist check winback
+    """
+    import duckdb
+
+    from crmlist.campaign.check import check_campaigns
+
+    ws = workspace_from(ctx, workspace, db)
+    if ws.db_path.exists():
+        with store.reader(ws.db_path, "check", wait=wait) as con:
+            checked, problems = check_campaigns(con, ws, names or [], parse_as_of(as_of))
+    else:
+        con = duckdb.connect(":memory:")
+        store.ensure_schema(con)
+        checked, problems = check_campaigns(con, ws, names or [], parse_as_of(as_of))
+        con.close()
+    if problems:
+        raise MultipleErrors(problems)
+    out = Printer(quiet, json_)
+    out.notice(f"ok: {len(checked)} campaign(s) checked: {', '.join(checked)}")
+    out.result("check", counts={"campaigns": len(checked), "problems": 0}, campaigns=checked)
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    name: CampaignArg,
+    as_of: AsOfOpt = None,
+    sample: Annotated[int, typer.Option("--sample", help="Sample rows to show.")] = 5,
+    show_personal: Annotated[bool, typer.Option("--show-personal", help="Show names and contacts.")] = False,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Show the waterfall, cell sizes, sample rows and the change since the last run; writes nothing.
+
+    Example: crmlist preview winback --as-of 2026-11-01
+    """
+    from crmlist.campaign.preview import preview_campaign
+
+    ws = workspace_from(ctx, workspace, db)
+    with store.reader(ws.db_path, "preview", wait=wait) as con:
+        result = preview_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, sample, show_personal)
+    out = Printer(quiet, json_)
+    plan = result.plan
+    out.result(
+        "preview",
+        campaign=name,
+        as_of=result.selection.as_of.isoformat(),
+        counts=result.selection.counts(),
+        sample={"columns": result.sample_columns, "rows": [list(map(str, r)) for r in result.sample]},
+        plan=None
+        if plan is None
+        else {
+            "run_id": plan.run_id,
+            "entering": plan.entering,
+            "leaving": plan.leaving,
+            "steps": plan.steps,
+            "cells": plan.cells,
+        },
+    )
+    if not (quiet or json_):
+        show_preview(result)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Campaigns to run.")],
+    out: OutOpt = None,
+    as_of: AsOfOpt = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="Recompute a run id already recorded.")] = False,
+    letters_format: LettersFormatOpt = "files",
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the target list, control list, waterfall and letters, and record contact history.
+
+    Example: crmlist run winback --out out --as-of 2026-11-01
+    """
+    from crmlist.campaign.runner import run_campaign
+
+    ws = workspace_from(ctx, workspace, db)
+    printer = Printer(quiet, json_)
+    results = []
+    with store.writer(ws.db_path, f"run {' '.join(names)}", wait=wait) as con:
+        for name in names:
+            result = run_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, out, rerun, letters_format)
+            results.append(result)
+            show_run(printer, result)
+    printer.result(
+        "run",
+        run_id=results[0].run_id if len(results) == 1 else [r.run_id for r in results],
+        counts={r.campaign: r.counts for r in results},
+        paths={r.campaign: str(r.folder) for r in results},
+        status={r.campaign: r.status for r in results},
+    )
+    if any(r.status == "partial" for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    name: CampaignArg,
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write; - for stdout.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, parquet, xlsx.")] = None,
+    control: Annotated[bool, typer.Option("--control", help="Export the control group instead.")] = False,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the campaign's target list to a file or stdout; records nothing.
+
+    Example: crmlist export winback -o winback.xlsx
+    """
+    import tempfile
+
+    from crmlist.campaign.evaluate import evaluate, list_query, resolve_as_of
+    from crmlist.campaign.model import load_campaign
+    from crmlist.outputs import copy_to_stdout, format_from_path, write_query
+
+    ws = workspace_from(ctx, workspace, db)
+    kind = format_from_path(output if output != "-" else "", fmt)
+    with store.reader(ws.db_path, "export", wait=wait) as con:
+        campaign = load_campaign(ws, name)
+        selection = evaluate(con, ws, campaign, resolve_as_of(campaign, parse_as_of(as_of) if as_of else None))
+        sql, params = list_query(selection, control=control)
+        if output == "-":
+            with tempfile.TemporaryDirectory(prefix="crmlist-") as tmp:
+                target = Path(tmp) / f"list.{kind}"
+                rows = write_query(con, sql, params, target, kind)
+                copy_to_stdout(target)
+        else:
+            rows = write_query(con, sql, params, Path(output), kind)
+    printer = Printer(quiet, json_ and output != "-")
+    if output != "-":
+        printer.notice(f"{name}: {rows} rows written to {output}")
+    printer.result("export", counts={"rows": rows}, paths={"list": output})
+
+
+@app.command()
+def letters(
+    ctx: typer.Context,
+    name: CampaignArg,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the letters.")],
+    as_of: AsOfOpt = None,
+    letters_format: LettersFormatOpt = "files",
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Render the letters of the campaign's current targets into a folder; records nothing.
+
+    Example: crmlist letters winback --out proofs
+    """
+    from crmlist.campaign.evaluate import evaluate, resolve_as_of
+    from crmlist.campaign.model import load_campaign
+    from crmlist.campaign.runner import prepare_letter_targets
+    from crmlist.letters import LetterJob, render_letters
+
+    ws = workspace_from(ctx, workspace, db)
+    with store.reader(ws.db_path, "letters", wait=wait) as con:
+        campaign = load_campaign(ws, name)
+        selection = evaluate(con, ws, campaign, resolve_as_of(campaign, parse_as_of(as_of) if as_of else None))
+        prepare_letter_targets(con, selection)
+        result = render_letters(con, ws, LetterJob(name, selection.as_of, letters_format), out)
+    printer = Printer(quiet, json_)
+    printer.notice(f"{name}: {len(result.written)} letters written to {out}, {len(result.failed)} failed")
+    printer.result(
+        "letters", counts={"letters": len(result.written), "failed": len(result.failed)}, paths={"out": str(out)}
+    )
+    if result.failed:
+        raise typer.Exit(EXIT_PARTIAL)

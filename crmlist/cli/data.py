@@ -1,0 +1,193 @@
+"""Data commands: load, status, sql."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Annotated
+
+import typer
+
+from crmlist import store
+from crmlist.cli.app import app, workspace_from
+from crmlist.cli.options import DbOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
+from crmlist.cli.output import Printer, stdout_console
+from crmlist.errors import BadInputError, UsageError
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        canonical, sep, source = pair.partition("=")
+        if not sep or not canonical.strip() or not source.strip():
+            raise UsageError("--map", f"{pair!r} is not canonical=source", "write e.g. --map customer_id=KlientID")
+        mapping[canonical.strip()] = source.strip()
+    return mapping
+
+
+@app.command()
+def load(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(store.LOADABLE)}.")],
+    files: Annotated[list[str], typer.Argument(help="Files to load in one transaction; - reads stdin.")],
+    map_: Annotated[list[str], typer.Option("--map", help="canonical=source column (repeatable).")] = [],  # noqa: B006
+    replace: Annotated[bool, typer.Option("--replace", help="Swap the whole table for these files.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Load files already loaded (same sha256).")] = False,
+    on_error: Annotated[str, typer.Option("--on-error", help="strict (default) or skip bad rows.")] = "strict",
+    max_rejects: Annotated[int | None, typer.Option("--max-rejects", help="With skip: fail past N.")] = None,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="cp1250, cp1251, latin-1, ...")] = None,
+    delimiter: Annotated[str | None, typer.Option("--delimiter", help="Field separator, e.g. ';'.")] = None,
+    decimal_comma: Annotated[bool, typer.Option("--decimal-comma", help="Numbers like 1 234,50.")] = False,
+    date_format: Annotated[str | None, typer.Option("--date-format", help="e.g. %d.%m.%Y")] = None,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv, tsv, parquet, jsonl, json, xlsx (default: extension).")
+    ] = None,
+    no_header: Annotated[bool, typer.Option("--no-header", help="The files have no header row.")] = False,
+    columns: Annotated[str | None, typer.Option("--columns", help="Column names, comma-separated.")] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Load files into a table, all or nothing.
+
+    Example: crmlist load customers sample_data/customers.csv
+    """
+    from crmlist.ingest import LoadOptions, load_files
+
+    if table not in store.LOADABLE:
+        raise UsageError("load", f"unknown table {table!r}", f"use one of: {', '.join(store.LOADABLE)}")
+    if on_error not in {"strict", "skip"}:
+        raise UsageError("--on-error", f"unknown mode {on_error!r}", "use strict or skip")
+    ws = workspace_from(ctx, workspace, db)
+    options = LoadOptions(
+        mapping=_mapping(map_),
+        replace=replace,
+        force=force,
+        on_error=on_error,
+        max_rejects=max_rejects,
+        encoding=encoding,
+        delimiter=delimiter,
+        decimal_comma=decimal_comma,
+        date_format=date_format,
+        file_format=file_format,
+        no_header=no_header,
+        columns=[c.strip() for c in columns.split(",")] if columns else None,
+    )
+    with store.writer(ws.db_path, f"load {table}", wait=wait) as con:
+        result = load_files(con, ws, table, files, options)
+    out = Printer(quiet, json_)
+    for notice in result.notices:
+        out.notice(notice)
+    loaded = sum(f.rows_loaded for f in result.files)
+    rejected = sum(f.rows_rejected for f in result.files)
+    out.notice(f"{table}: {loaded} rows loaded, {rejected} rejected, from {len(result.files)} file(s)")
+    out.result(
+        "load",
+        counts={"loaded": loaded, "rejected": rejected},
+        files=[vars(f) for f in result.files],
+        paths={"db": str(ws.db_path)},
+    )
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Tables, row counts, the last loads and rejects.
+
+    Example: crmlist status
+    """
+    from rich.table import Table
+
+    from crmlist.status import database_status
+
+    ws = workspace_from(ctx, workspace, db)
+    out = Printer(quiet, json_)
+    if not ws.db_path.exists():
+        out.notice(f"no database yet at {ws.db_path}; load data with: crmlist load customers FILE")
+        out.result("status", counts={}, paths={"db": str(ws.db_path)}, database=False)
+        return
+    with store.reader(ws.db_path, "status", wait=wait) as con:
+        result = database_status(con)
+    out.result("status", counts=result.tables, last_loads=result.last_loads, paths={"db": str(ws.db_path)})
+    if quiet or json_:
+        return
+    tables = Table("table", "rows", title=str(ws.db_path))
+    for name, n in result.tables.items():
+        tables.add_row(name, f"{n:,}")
+    loads = Table("table", "file", "loaded", "rejected", "at", title="last loads")
+    for row in result.last_loads:
+        loads.add_row(
+            row["table"], row["file"], str(row["rows_loaded"]), str(row["rows_rejected"]), str(row["loaded_at"])[:19]
+        )
+    console = stdout_console()
+    console.print(tables)
+    console.print(loads)
+
+
+@app.command()
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="A read-only query (SELECT, DESCRIBE, SHOW).")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="table, csv, tsv or jsonl (default: table on a terminal, else csv).")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="as-of date for customer_facts and views.")] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+) -> None:
+    """Run a read-only query; customer_facts and the views of queries/ are available.
+
+    Example: crmlist sql "SELECT language, count(*) FROM customers GROUP BY 1"
+    """
+    import duckdb
+
+    from crmlist.campaign.views import prepare_session
+    from crmlist.status import check_read_only
+    from crmlist.workspace import parse_as_of
+
+    ws = workspace_from(ctx, workspace, db)
+    check_read_only(query)
+    fmt = fmt or ("table" if sys.stdout.isatty() else "csv")
+    if fmt not in {"table", "csv", "tsv", "jsonl"}:
+        raise UsageError("--format", f"unknown format {fmt!r}", "use table, csv, tsv or jsonl")
+    with store.reader(ws.db_path, "sql", wait=wait) as con:
+        prepare_session(con, ws, parse_as_of(as_of))
+        try:
+            result = con.execute(query)
+        except duckdb.Error as exc:
+            raise BadInputError("sql", str(exc).strip().splitlines()[0][:300], "fix the query") from None
+        names = [d[0] for d in result.description or []]
+        _print_rows(result, names, fmt)
+
+
+def _print_rows(result: object, names: list[str], fmt: str) -> None:
+    import json
+
+    fetch = result.fetchmany  # type: ignore[attr-defined]
+    if fmt == "table":
+        from rich.table import Table
+
+        table = Table(*names)
+        while batch := fetch(10_000):
+            for row in batch:
+                table.add_row(*["" if v is None else str(v) for v in row])
+        stdout_console().print(table)
+        return
+    if fmt == "jsonl":
+        while batch := fetch(10_000):
+            for row in batch:
+                sys.stdout.write(json.dumps(dict(zip(names, row, strict=True)), default=str, ensure_ascii=False) + "\n")
+        return
+    writer = csv.writer(sys.stdout, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    writer.writerow(names)
+    while batch := fetch(10_000):
+        writer.writerows(["" if v is None else v for v in row] for row in batch)

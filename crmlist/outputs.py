@@ -1,0 +1,154 @@
+"""Outputs: list files in every format, written atomically (hidden temp file, fsync, rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from crmlist.errors import OutputError, UsageError
+
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx")
+_OUT_TABLE = "crm_out"
+# A text cell that a spreadsheet would run as a formula (OWASP CSV injection) gets a leading quote;
+# plain numbers and phone numbers such as "+48 600 123 456" or "-12.50" cannot be formulas and stay as they are.
+_FORMULA = r"^[=+\-@\t\r]"
+_HARMLESS = r"^[+-]?[0-9][0-9 ()./-]*$"
+
+
+def format_from_path(path: str, given: str | None) -> str:
+    """The output format: --format, else the file extension, else csv."""
+    if given:
+        fmt = given.lower()
+    else:
+        suffix = Path(path).suffix.lower().lstrip(".")
+        fmt = {"ndjson": "jsonl", "txt": "csv", "": "csv"}.get(suffix, suffix)
+    if fmt not in FORMATS:
+        raise UsageError("--format", f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[Path]:
+    """Yield a hidden temp path beside target; on success fsync and rename it over target."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(str(target.parent), f"cannot create folder: {exc.strerror}", "check the path") from None
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(str(target), f"cannot write: {exc.strerror}", "check the path and free space") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_query(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], target: Path, fmt: str) -> int:
+    """Write a query's rows to target in fmt, atomically; returns the row count."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_OUT_TABLE} AS {sql}", params)
+    rows = con.execute(f"SELECT count(*) FROM {_OUT_TABLE}").fetchone()
+    count = int(rows[0]) if rows else 0
+    with atomic_file(target) as tmp:
+        if fmt == "xlsx":
+            _write_xlsx(con, tmp)
+        else:
+            _copy(con, tmp, fmt)
+    con.execute(f"DROP TABLE {_OUT_TABLE}")
+    return count
+
+
+def _select_safe(con: duckdb.DuckDBPyConnection, neutralise: bool) -> str:
+    cols = con.execute(f"DESCRIBE {_OUT_TABLE}").fetchall()
+    parts = []
+    for name, ctype, *_ in cols:
+        ident = '"' + name.replace('"', '""') + '"'
+        if neutralise and ctype == "VARCHAR":
+            parts.append(
+                f"CASE WHEN regexp_matches({ident}, '{_FORMULA}') AND NOT regexp_matches({ident}, '{_HARMLESS}') "
+                f"THEN '''' || {ident} ELSE {ident} END AS {ident}"
+            )
+        else:
+            parts.append(ident)
+    return f"SELECT {', '.join(parts)} FROM {_OUT_TABLE}"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, tmp: Path, fmt: str) -> None:
+    options = {
+        "csv": "FORMAT csv, HEADER true",
+        "tsv": "FORMAT csv, HEADER true, DELIMITER '\t'",
+        "jsonl": "FORMAT json",
+        "parquet": "FORMAT parquet",
+    }[fmt]
+    query = _select_safe(con, neutralise=fmt in {"csv", "tsv"})
+    con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' ({options})")
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _write_xlsx(con: duckdb.DuckDBPyConnection, tmp: Path) -> None:
+    import xlsxwriter  # only exports to Excel pay for this import
+
+    query = _select_safe(con, neutralise=True)
+    result = con.execute(query)
+    names = [d[0] for d in result.description]
+    workbook = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_formulas": False})
+    sheet = workbook.add_worksheet("list")
+    sheet.write_row(0, 0, names)
+    row_index = 1
+    while batch := result.fetchmany(10_000):
+        for row in batch:
+            sheet.write_row(row_index, 0, [_cell(v) for v in row])
+            row_index += 1
+    workbook.close()
+
+
+def _cell(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def copy_to_stdout(path: Path) -> None:
+    """Stream a finished file to stdout (for `-o -`)."""
+    with open(path, "rb") as fh:
+        shutil.copyfileobj(fh, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write a JSON document (sorted keys, stable bytes) atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_rows_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """A small CSV (waterfall, failures) written atomically with the csv module."""
+    import csv
+
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)

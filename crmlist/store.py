@@ -1,0 +1,235 @@
+"""The DuckDB database: schema of canonical and bookkeeping tables, connections, the writer lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from crmlist.errors import BusyError, MissingInputError
+
+SCHEMA_VERSION = 1
+
+# Canonical columns and their types. Extra source columns are kept beside them (ingest adds them).
+# The *_key columns are normalised contact keys written by ingest and used for matching only.
+CANONICAL: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "VARCHAR",
+        "first_name": "VARCHAR",
+        "last_name": "VARCHAR",
+        "gender": "VARCHAR",
+        "birth_date": "DATE",
+        "email": "VARCHAR",
+        "phone": "VARCHAR",
+        "street": "VARCHAR",
+        "city": "VARCHAR",
+        "postal_code": "VARCHAR",
+        "country": "VARCHAR",
+        "language": "VARCHAR",
+        "household_id": "VARCHAR",
+        "signup_date": "DATE",
+        "email_opt_in": "BOOLEAN",
+        "sms_opt_in": "BOOLEAN",
+        "mail_opt_in": "BOOLEAN",
+        "phone_opt_in": "BOOLEAN",
+        "email_key": "VARCHAR",
+        "phone_key": "VARCHAR",
+        "address_key": "VARCHAR",
+    },
+    "purchases": {
+        "order_id": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "order_date": "DATE",
+        "product_id": "VARCHAR",
+        "category": "VARCHAR",
+        "quantity": "DECIMAL(18,3)",
+        "unit_price": "DECIMAL(18,4)",
+        "amount": "DECIMAL(18,2)",
+        "currency": "VARCHAR",
+    },
+    "products": {
+        "product_id": "VARCHAR",
+        "name": "VARCHAR",
+        "category": "VARCHAR",
+        "color": "VARCHAR",
+        "price": "DECIMAL(18,2)",
+        "complements": "VARCHAR[]",
+    },
+    "suppressions": {
+        "customer_id": "VARCHAR",
+        "email": "VARCHAR",
+        "phone": "VARCHAR",
+        "street": "VARCHAR",
+        "postal_code": "VARCHAR",
+        "city": "VARCHAR",
+        "country": "VARCHAR",
+        "channel": "VARCHAR",
+        "reason": "VARCHAR",
+        "added_at": "TIMESTAMP",
+        "email_key": "VARCHAR",
+        "phone_key": "VARCHAR",
+        "address_key": "VARCHAR",
+    },
+    "responses": {
+        "customer_id": "VARCHAR",
+        "responded_at": "DATE",
+        "campaign": "VARCHAR",
+        "offer_code": "VARCHAR",
+        "revenue": "DECIMAL(18,2)",
+    },
+    "contact_history": {
+        "run_id": "VARCHAR",
+        "campaign": "VARCHAR",
+        "cell": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "channel": "VARCHAR",
+        "offer": "VARCHAR",
+        "is_control": "BOOLEAN",
+        "as_of": "DATE",
+    },
+}
+
+BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS crmlist_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS loads (
+    load_id VARCHAR, table_name VARCHAR, file VARCHAR, sha256 VARCHAR,
+    rows_loaded BIGINT, rows_rejected BIGINT, loaded_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS load_rejects (
+    load_id VARCHAR, table_name VARCHAR, file VARCHAR, line BIGINT, column_name VARCHAR,
+    reason VARCHAR, raw_line VARCHAR
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR, campaign VARCHAR, as_of DATE, status VARCHAR, source VARCHAR,
+    out_dir VARCHAR, rules_sha256 VARCHAR, counts VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP
+);
+"""
+
+# Tables a user loads with `crmlist load TABLE`; `contacts` lands in contact_history.
+LOADABLE = ("customers", "purchases", "products", "suppressions", "responses", "contacts")
+
+
+def table_for(loadable: str) -> str:
+    """The database table a `crmlist load TABLE` writes to."""
+    return "contact_history" if loadable == "contacts" else loadable
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every canonical and bookkeeping table that is missing (idempotent)."""
+    con.execute(BOOKKEEPING)
+    for table, columns in CANONICAL.items():
+        cols = ", ".join(f'"{name}" {ctype}' for name, ctype in columns.items())
+        con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({cols})')
+    con.execute("INSERT OR REPLACE INTO crmlist_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Column names of a table or view in the order the database keeps them."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock")
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        text = lock_file.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return "another crmlist process"
+    return text or "another crmlist process"
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("conflict" in text.lower() or "could not set" in text.lower())
+
+
+@contextlib.contextmanager
+def writer(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Hold the exclusive writer lock on `<db>.lock` and a read-write connection with the schema."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = _lock_path(db_path)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, fcntl.LOCK_EX, lock_file, command, wait)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} ({command})\n".encode(), 0)
+        con = _connect_retrying(db_path, read_only=False, command=command, wait=max(wait, 10.0))
+        try:
+            ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextlib.contextmanager
+def reader(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, refused with exit 75 while a writer holds the database."""
+    if not db_path.exists():
+        raise MissingInputError(str(db_path), "no database yet", "load data first: crmlist load customers FILE")
+    lock_file = _lock_path(db_path)
+    if lock_file.exists():
+        fd = os.open(lock_file, os.O_RDONLY)
+        try:
+            _acquire(fd, fcntl.LOCK_SH, lock_file, command, wait)
+            con = _connect_retrying(db_path, read_only=True, command=command, wait=wait)
+        finally:
+            os.close(fd)
+    else:
+        con = _connect_retrying(db_path, read_only=True, command=command, wait=wait)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _acquire(fd: int, mode: int, lock_file: Path, command: str, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise BusyError(
+                    str(lock_file.with_suffix("")),
+                    f"database busy: held by {_holder(lock_file)}; this is PID {os.getpid()} ({command})",
+                    "retry later, or pass --wait SECONDS to wait for it",
+                ) from None
+            time.sleep(0.1)
+
+
+def _connect_retrying(db_path: Path, read_only: bool, command: str, wait: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise BusyError(
+                    str(db_path),
+                    f"database busy: another process has it open; this is PID {os.getpid()} ({command})",
+                    "retry later, or pass --wait SECONDS to wait for it",
+                ) from None
+            time.sleep(0.1)
+
+
+def command_line() -> str:
+    """The current command line without options' values, for lock holder messages."""
+    return " ".join(["crmlist", *sys.argv[1:3]])

@@ -1,0 +1,287 @@
+"""The campaign engine on small hand-built data: every waterfall step against hand-computed answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Callable
+
+import duckdb
+import pytest
+
+from crmlist import store
+from crmlist.campaign.evaluate import Selection, evaluate, list_query
+from crmlist.campaign.model import load_campaign
+from crmlist.errors import BadInputError, MultipleErrors
+from crmlist.workspace import Workspace
+
+AS_OF = dt.date(2026, 11, 1)
+
+
+def customers(con: duckdb.DuckDBPyConnection, rows: list[tuple[object, ...]]) -> None:
+    """(customer_id, email, email_opt_in) rows; email_key as ingest would normalise it."""
+    con.executemany(
+        "INSERT INTO customers (customer_id, email, email_opt_in, email_key) "
+        "VALUES (?, ?, ?, lower(trim(nfc_normalize(?))))",
+        [(cid, email, opt, email) for cid, email, opt in rows],
+    )
+
+
+def purchases(con: duckdb.DuckDBPyConnection, rows: list[tuple[object, ...]]) -> None:
+    """(order_id, customer_id, order_date, amount, category) rows."""
+    con.executemany(
+        "INSERT INTO purchases (order_id, customer_id, order_date, amount, category) VALUES (?, ?, ?, ?, ?)", rows
+    )
+
+
+def run(con: duckdb.DuckDBPyConnection, ws: Workspace, name: str = "c", as_of: dt.date = AS_OF) -> Selection:
+    return evaluate(con, ws, load_campaign(ws, name), as_of)
+
+
+def targets(con: duckdb.DuckDBPyConnection, selection: Selection, control: bool = False) -> list[tuple[str, str]]:
+    sql, params = list_query(selection, control)
+    return [(r[0], r[2]) for r in con.execute(sql, params).fetchall()]
+
+
+@pytest.fixture
+def con(tmp_path):  # type: ignore[no-untyped-def]
+    with store.writer(tmp_path / "crm.duckdb", "test") as connection:
+        yield connection
+
+
+def test_consent_blank_and_missing_contact_are_removed(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": 'channel = "email"\n'})
+    customers(
+        con,
+        [("1", "a@x.pl", True), ("2", "b@x.pl", None), ("3", "c@x.pl", False), ("4", "  ", True), ("5", None, True)],
+    )
+    selection = run(con, ws)
+    assert targets(con, selection) == [("1", "all")]
+    assert [(s.step, s.remaining, s.removed) for s in selection.waterfall] == [
+        ("all customers", 5, 0),
+        ("consent and contact (email)", 1, 4),
+        ("suppressions (email)", 1, 0),
+        ("dedupe (email)", 1, 0),
+        ("cells", 1, 0),
+        ("control", 1, 0),
+    ]
+
+
+def test_where_null_removes_and_exclude_null_keeps(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(
+        queries={
+            "c.toml": """
+        [audience]
+        where = ["frequency >= 0", "recency_days < 100 OR frequency = 0"]
+        exclude = ["recency_days > 10"]
+    """
+        }
+    )
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", True)])
+    purchases(con, [("o1", "1", "2026-10-30", 5, "tv"), ("o2", "2", "2026-09-01", 5, "tv")])
+    selection = run(con, ws)
+    # 1: recency 2 -> kept; 2: recency 61 -> excluded; 3: no purchases, recency NULL: exclude NULL keeps.
+    assert targets(con, selection) == [("1", "all"), ("3", "all")]
+    assert [s.removed for s in selection.waterfall][3:6] == [0, 0, 1]
+
+
+def test_bought_window_excludes_the_boundary_day(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(
+        queries={
+            "c.toml": """
+        [audience]
+        where = ["bought(category => 'tv', within_days => 30)"]
+    """
+        }
+    )
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", True), ("4", "d@x", True)])
+    purchases(
+        con,
+        [
+            ("o1", "1", "2026-10-02", 5, "tv"),  # 30 days back: outside
+            ("o2", "2", "2026-10-03", 5, "tv"),  # 29 days back: inside
+            ("o3", "3", "2026-11-02", 5, "tv"),  # after as-of: unseen
+            ("o4", "4", "2026-10-20", 5, "audio"),
+        ],
+    )
+    assert targets(con, run(con, ws)) == [("2", "all")]
+
+
+def test_bought_category_falls_back_to_the_product(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": "[audience]\nwhere = [\"bought(category => 'briefcase')\"]\n"})
+    customers(con, [("1", "a@x", True), ("2", "b@x", True)])
+    con.execute("INSERT INTO products (product_id, category) VALUES ('P1', 'briefcase')")
+    con.execute(
+        "INSERT INTO purchases (order_id, customer_id, order_date, product_id, amount) "
+        "VALUES ('o1', '2', '2026-01-01', 'P1', 10)"
+    )
+    assert targets(con, run(con, ws)) == [("2", "all")]
+
+
+def test_first_match_cells_limit_and_ties(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(
+        queries={
+            "c.toml": """
+        [[cells]]
+        name = "vip"
+        where = "monetary >= 100"
+        offer = "VIP"
+        limit = 2
+        order_by = "monetary DESC"
+
+        [[cells]]
+        name = "rest"
+        where = "TRUE"
+        offer = "STD"
+    """
+        }
+    )
+    customers(con, [(str(i), f"{i}@x", True) for i in range(1, 6)])
+    purchases(
+        con,
+        [
+            ("a", "1", "2026-01-01", 100, None),
+            ("b", "2", "2026-01-01", 300, None),
+            ("c", "3", "2026-01-01", 100, None),
+            ("d", "4", "2026-01-01", 50, None),
+        ],
+    )
+    selection = run(con, ws)
+    # vip: 2 (300), then 1 and 3 tie at 100: customer_id breaks the tie, 3 is cut and dropped, not passed on.
+    assert targets(con, selection) == [("2", "vip"), ("1", "vip"), ("4", "rest"), ("5", "rest")]
+    assert [(c.name, c.targets) for c in selection.cells] == [("vip", 2), ("rest", 2)]
+    assert selection.waterfall[-2].step == "cells" and selection.waterfall[-2].removed == 1
+
+
+def test_order_by_puts_nulls_last_in_both_directions(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    rule = '[[cells]]\nname = "x"\nwhere = "TRUE"\nlimit = 2\norder_by = "recency_days {}"\n'
+    ws = make_ws(queries={"asc.toml": rule.format("ASC"), "desc.toml": rule.format("DESC")})
+    customers(con, [("1", "1@x", True), ("2", "2@x", True), ("3", "3@x", True)])
+    purchases(con, [("a", "2", "2026-10-01", 1, None), ("b", "3", "2026-10-21", 1, None)])
+    assert targets(con, run(con, ws, "asc")) == [("3", "x"), ("2", "x")]
+    assert targets(con, run(con, ws, "desc")) == [("2", "x"), ("3", "x")]
+
+
+def _bucket(salt: str, customer_id: str) -> int:
+    return int(hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()[:16], 16) % 10000
+
+
+def test_control_split_is_the_documented_hash_and_stable(make_ws: Callable[..., Workspace], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(
+        queries={
+            "c.toml": '[control]\npercent = 12.5\nsalt = "s1"\n',
+            "d.toml": '[control]\npercent = 12.5\nsalt = "s2"\n',
+        }
+    )
+    ids = [f"{i:05d}" for i in range(400)]
+    expected = sorted(i for i in ids if _bucket("s1", i) < 1250)
+    results = []
+    for seed in (1, 2):
+        shuffled = ids[:]
+        random.Random(seed).shuffle(shuffled)
+        with store.writer(tmp_path / f"crm{seed}.duckdb", "test") as con:
+            customers(con, [(i, f"{i}@x", True) for i in shuffled])
+            selection = run(con, ws)
+            results.append(sorted(c for c, _ in targets(con, selection, control=True)))
+            other = sorted(c for c, _ in targets(con, run(con, ws, "d"), control=True))
+    assert results[0] == results[1] == expected
+    assert other == sorted(i for i in ids if _bucket("s2", i) < 1250) != expected
+    assert 20 < len(expected) < 80
+
+
+def test_contact_cap_counts_other_campaigns_in_window(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": "[contact_cap]\nmax = 2\ndays = 30\n"})
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", True)])
+    history = [
+        ("r1", "other", "1", False, "2026-10-22"),
+        ("r2", "more", "1", False, "2026-10-02"),  # day 10 + day 30
+        ("r1", "other", "2", False, "2026-10-22"),
+        ("r3", "more", "2", False, "2026-10-03"),  # day 10 + day 29
+        ("r1", "other", "3", True, "2026-10-22"),
+        ("r3", "more", "3", False, "2026-10-30"),  # control does not count
+    ]
+    con.executemany(
+        "INSERT INTO contact_history (run_id, campaign, customer_id, is_control, as_of) VALUES (?, ?, ?, ?, ?)",
+        history,
+    )
+    selection = run(con, ws)
+    assert targets(con, selection) == [("1", "all"), ("3", "all")]
+    assert selection.waterfall[3].step == "contact cap (2 in 30 days)" and selection.waterfall[3].removed == 1
+
+
+def test_dedupe_keeps_highest_monetary_then_smallest_id(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": ""})
+    customers(
+        con,
+        [
+            ("1", "Ann@X.pl", True),
+            ("2", " ann@x.pl ", True),
+            ("3", "ANN@x.PL", True),
+            ("4", "bob@x", True),
+            ("5", "BOB@x", True),
+        ],
+    )
+    purchases(con, [("a", "3", "2026-01-01", 10, None)])
+    selection = run(con, ws)
+    assert targets(con, selection) == [("3", "all"), ("4", "all")]
+    assert selection.waterfall[3].step == "dedupe (email)" and selection.waterfall[3].removed == 3
+
+
+def test_suppression_channels(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": ""})
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", True), ("4", "d@x", True)])
+    con.executemany(
+        "INSERT INTO suppressions (customer_id, email_key, channel) VALUES (?, ?, ?)",
+        [(None, "a@x", "all"), ("2", None, "email"), ("3", None, "mail"), (None, "zz@x", "all")],
+    )
+    selection = run(con, ws)
+    assert targets(con, selection) == [("3", "all"), ("4", "all")]
+
+
+def test_unknown_column_names_the_closest(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": '[audience]\nwhere = ["frequncy >= 2"]\n'})
+    with pytest.raises(BadInputError) as err:
+        run(con, ws)
+    assert err.value.message == "queries/c.toml: audience.where[0]: unknown column 'frequncy'"
+    assert err.value.hint == "did you mean `frequency` or `frequency_365`?"
+
+
+def test_rule_file_key_and_type_errors_are_all_reported(make_ws: Callable[..., Workspace]) -> None:
+    ws = make_ws(
+        queries={
+            "c.toml": """
+        channel = "emial"
+        [audiance]
+        where = "TRUE"
+        [[cells]]
+        name = "a"
+        limit = "ten"
+    """
+        }
+    )
+    with pytest.raises(MultipleErrors) as err:
+        load_campaign(ws, "c")
+    messages = [(e.message, e.hint) for e in err.value.errors]
+    assert messages == [
+        ("queries/c.toml: audiance: unknown key", "did you mean `audience`?"),
+        ("queries/c.toml: channel: unknown channel 'emial'", "did you mean 'email'?"),
+        ("queries/c.toml: cells[0].limit: expected an integer, got a string", "write it as an integer"),
+        ("queries/c.toml: cells[0].where: missing", 'every cell needs where (where = "TRUE" for all)'),
+    ]
+
+
+def test_statements_and_subqueries_are_refused(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(
+        queries={
+            "a.toml": '[audience]\nwhere = ["customer_id IN (SELECT customer_id FROM loads)"]\n',
+            "b.toml": '[audience]\nwhere = ["TRUE; DROP TABLE customers"]\n',
+            "h.toml": '[audience]\nwhere = ["hash(customer_id) > 5"]\n',
+        }
+    )
+    with pytest.raises(BadInputError, match="only an expression is allowed"):
+        run(con, ws, "a")
+    with pytest.raises(BadInputError, match="more than one statement"):
+        run(con, ws, "b")
+    with pytest.raises(BadInputError, match=r"function hash\(\) is not allowed"):
+        run(con, ws, "h")
