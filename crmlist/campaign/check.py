@@ -47,7 +47,7 @@ def check_campaigns(
             except duckdb.Error as exc:
                 problems.append(_db_problem(campaign, "", exc))
         templates = sorted({campaign.template, *(c.template for c in campaign.cells if c.template)})
-        problems.extend(check_templates(ws, templates))
+        problems.extend(check_templates(ws, templates, extra_columns=catalog.facts))
     return names, problems
 
 

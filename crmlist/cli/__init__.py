@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
+    if args == ["--version"]:  # answer before importing DuckDB, sqlglot and the commands
+        from crmlist import __version__
+
+        sys.stdout.write(f"crmlist {__version__}\n")
+        sys.exit(0)
     from typer import Abort
     from typer._click.exceptions import ClickException
 

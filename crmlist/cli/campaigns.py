@@ -21,7 +21,7 @@ from crmlist.cli.options import (
 )
 from crmlist.cli.output import Printer, stdout_console
 from crmlist.cli.render import show_preview, show_run
-from crmlist.errors import EXIT_PARTIAL, MultipleErrors
+from crmlist.errors import EXIT_ERROR, EXIT_PARTIAL, MultipleErrors
 from crmlist.workspace import parse_as_of
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign name: the stem of queries/NAME.toml.")]
@@ -247,4 +247,4 @@ def letters(
         "letters", counts={"letters": len(result.written), "failed": len(result.failed)}, paths={"out": str(out)}
     )
     if result.failed:
-        raise typer.Exit(EXIT_PARTIAL)
+        raise typer.Exit(EXIT_PARTIAL if result.written else EXIT_ERROR)

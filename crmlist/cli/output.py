@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from crmlist.errors import CrmlistError
+from crmlist.errors import CrmlistError, MultipleErrors
 
 
 def stderr_console() -> Console:
@@ -47,10 +47,10 @@ class Printer:
 def report_error(exc: CrmlistError, as_json: bool) -> int:
     """The one error boundary's output: message and hint on stderr, JSON on stdout with --json."""
     console = stderr_console()
-    for line in exc.message.splitlines():
-        console.print(f"crmlist: error: {line}", markup=False)
-    if exc.hint:
-        console.print(f"hint: {exc.hint}", markup=False)
+    for error in exc.errors if isinstance(exc, MultipleErrors) else [exc]:
+        console.print(f"crmlist: error: {error.message}", markup=False)
+        if error.hint:
+            console.print(f"hint: {error.hint}", markup=False)
     if as_json:
         doc = {"ok": False, "exit_code": exc.exit_code, "error": exc.message}
         sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")

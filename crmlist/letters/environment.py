@@ -1,0 +1,152 @@
+"""The one sandboxed Jinja2 environment and the lookup of templates/NAME[.LANG].EXT.j2 files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from crmlist.errors import BadInputError, NotFoundError
+from crmlist.letters.filters import make_filters
+from crmlist.workspace import Workspace
+
+TEMPLATE_EXTS = ("txt", "md", "html", "eml")
+AUTOESCAPED_EXTS = ("html", "eml")
+_STEM_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+# Language parts of file names and of customers' language values; anything else never reaches a path.
+_LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{1,8})*$")
+
+
+def _autoescape(template_name: str | None) -> bool:
+    return template_name is not None and template_name.endswith(tuple(f".{e}.j2" for e in AUTOESCAPED_EXTS))
+
+
+def build_environment(ws: Workspace) -> ImmutableSandboxedEnvironment:
+    """The sandboxed environment over ws.templates_dir with the letter filters (Jinja's default whitespace)."""
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(ws.templates_dir), encoding="utf-8"),
+        undefined=StrictUndefined,
+        autoescape=_autoescape,
+        auto_reload=False,  # templates are compiled once per run; no stat() per letter
+    )
+    env.filters.update(make_filters(ws.locale, ws.currency))
+    return env
+
+
+def split_template_name(name: str) -> tuple[str, str | None]:
+    """A rule file's template name into NAME and the explicit EXT, if any ('winback.html')."""
+    stem, dot, ext = name.strip().rpartition(".")
+    if not dot:
+        stem, ext = ext, ""
+    if ext and ext not in TEMPLATE_EXTS:
+        stem, ext = name.strip(), ""
+    if not _STEM_RE.match(stem):
+        raise BadInputError(
+            f"template {name!r}",
+            "not a template name",
+            'name a file of templates/ without folders, language or .j2: template = "winback"',
+        )
+    return stem, ext or None
+
+
+def normalise_language(language: str | None) -> str | None:
+    """A language value as file names spell it ('pl_PL' -> 'pl-pl'), None when it cannot be one."""
+    if not isinstance(language, str):
+        return None
+    lang = language.strip().lower().replace("_", "-")
+    return lang if _LANG_RE.match(lang) else None
+
+
+def template_index(ws: Workspace, stem: str) -> dict[tuple[str | None, str], Path]:
+    """Every templates/STEM[.LANG].EXT.j2 file, keyed by (language or None, EXT)."""
+    found: dict[tuple[str | None, str], Path] = {}
+    directory = ws.templates_dir
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob(f"{stem}.*.j2")):
+        parts = path.name[len(stem) + 1 : -len(".j2")].split(".")
+        if path.name.startswith((".", "#")) or not path.is_file() or parts[-1] not in TEMPLATE_EXTS:
+            continue
+        if len(parts) == 1:
+            found[(None, parts[0])] = path
+        elif len(parts) == 2 and (lang := normalise_language(parts[0])) is not None:
+            found[(lang, parts[1])] = path
+    return found
+
+
+def _ext_for(stem: str, ext: str | None, index: dict[tuple[str | None, str], Path]) -> str:
+    exts = sorted({e for (_, e) in index})
+    if not exts:
+        raise NotFoundError(
+            f"templates/{stem}", "no template of this name", f"create templates/{stem}.txt.j2 (or .md, .html, .eml)"
+        )
+    if ext is None:
+        if len(exts) > 1:
+            raise BadInputError(
+                f"templates/{stem}",
+                f"several formats exist ({', '.join(exts)}) and the rule file names none",
+                f'name one in the rule file, e.g. template = "{stem}.{exts[0]}"',
+            )
+        return exts[0]
+    if ext not in exts:
+        raise NotFoundError(
+            f"templates/{stem}.{ext}.j2", f"no {ext} template (found: {', '.join(exts)})", "create it, or name another"
+        )
+    return ext
+
+
+def template_ext(ws: Workspace, name: str) -> str:
+    """txt, md, html or eml: the format of a rule file's template name (for letter file names)."""
+    stem, ext = split_template_name(name)
+    return _ext_for(stem, ext, template_index(ws, stem))
+
+
+def language_candidates(language: str | None) -> list[str]:
+    """Languages to try for a customer, most specific first: 'pl-pl', then 'pl'."""
+    lang = normalise_language(language)
+    if lang is None:
+        return []
+    primary = lang.split("-")[0]
+    return [lang] if primary == lang else [lang, primary]
+
+
+def pick_template(index: dict[tuple[str | None, str], Path], stem: str, ext: str, language: str | None) -> Path:
+    """The file for a language from an index: NAME.LANG.EXT.j2, else NAME.EXT.j2."""
+    for lang in language_candidates(language):
+        if (lang, ext) in index:
+            return index[(lang, ext)]
+    if (None, ext) in index:
+        return index[(None, ext)]
+    lang = normalise_language(language) or "none"
+    raise NotFoundError(
+        f"templates/{stem}.{ext}.j2",
+        f"no template for language {lang!r} and no default",
+        f"create templates/{stem}.{ext}.j2 as the fallback",
+    )
+
+
+def find_template(ws: Workspace, name: str, language: str | None) -> Path:
+    """The template file for a customer's language, falling back to the one without a language."""
+    stem, ext = split_template_name(name)
+    index = template_index(ws, stem)
+    return pick_template(index, stem, _ext_for(stem, ext, index), language)
+
+
+def compile_template(env: ImmutableSandboxedEnvironment, ws: Workspace, path: Path) -> Template:
+    """Compile a template file once; a syntax error is bad input naming the file and line."""
+    try:
+        return env.get_template(path.relative_to(ws.templates_dir).as_posix())
+    except TemplateSyntaxError as exc:
+        raise syntax_error(exc, path.name) from None
+
+
+def syntax_error(exc: TemplateSyntaxError, fallback_name: str) -> BadInputError:
+    """A Jinja syntax error as bad input at templates/FILE:LINE."""
+    name = Path(exc.filename).name if exc.filename else (exc.name or fallback_name)
+    return BadInputError(
+        f"templates/{name}:{exc.lineno}",
+        f"template syntax error: {exc.message}",
+        "fix the template; see https://jinja.palletsprojects.com/en/stable/templates/",
+    )

@@ -1,0 +1,222 @@
+"""Template filters: CLDR money, dates, numbers, plurals (Babel) and the greeting in each language."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal, format_percent
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from vokativ import vokativ
+
+# CLDR's order of plural categories; positional plural forms follow it.
+PLURAL_ORDER = ("zero", "one", "two", "few", "many", "other")
+# Integers that exercise every CLDR integer rule (mod 10, mod 100, and the million rules of fr/es/it).
+_PLURAL_PROBES = (*range(0, 200), 1000, 10000, 100000, 1000000)
+_LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+
+
+class FilterError(ValueError):
+    """A filter got a value it cannot format; the message never quotes the value (it may be personal)."""
+
+
+@lru_cache(maxsize=256)
+def babel_locale(identifier: str) -> Locale:
+    """The parsed Babel locale, parsed once per process."""
+    return Locale.parse(identifier)
+
+
+@lru_cache(maxsize=1024)
+def resolve_locale(language: str | None, default: str) -> str:
+    """The Babel locale for a customer's language ('pl', 'PL', 'cs_CZ'), else the default, else en."""
+    for candidate in (language, default):
+        if not candidate or not _LANGUAGE_RE.match(candidate):
+            continue
+        try:
+            return str(babel_locale(candidate.replace("-", "_")))
+        except (ValueError, UnknownLocaleError):
+            continue
+    return "en"
+
+
+@lru_cache(maxsize=64)
+def integer_plural_categories(locale: str) -> tuple[str, ...]:
+    """The plural categories whole numbers reach in a language, in CLDR order (pl: one, few, many)."""
+    rule = babel_locale(locale).plural_form
+    reached = {rule(n) for n in _PLURAL_PROBES}
+    return tuple(c for c in PLURAL_ORDER if c in reached)
+
+
+@lru_cache(maxsize=4096)
+def _plural_category(number: str, locale: str) -> str:
+    # keyed by the text: 1.5 and 1.50 are equal numbers but CLDR tells them apart by visible decimals
+    return babel_locale(locale).plural_form(Decimal(number))
+
+
+@lru_cache(maxsize=8192)
+def _money(amount: Decimal | int | float, currency: str, locale: str) -> str:
+    return format_currency(amount, currency, locale=babel_locale(locale))
+
+
+@lru_cache(maxsize=4096)
+def _date(value: dt.date, fmt: str, locale: str) -> str:
+    return format_date(value, fmt, locale=babel_locale(locale))
+
+
+def _number_value(value: Any, name: str) -> Decimal | int | float:
+    if isinstance(value, bool) or value is None:
+        raise FilterError(f"{name}: expects a number, got {type(value).__name__}")
+    if isinstance(value, Decimal | int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            raise FilterError(f"{name}: expects a number, got text that is not one") from None
+    raise FilterError(f"{name}: expects a number, got {type(value).__name__}")
+
+
+def _date_value(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip()).date()
+        except ValueError:
+            raise FilterError("date: expects a date or an ISO date text, got text that is not one") from None
+    raise FilterError(f"date: expects a date, got {type(value).__name__}")
+
+
+def _context_locale(context: Context, default: str) -> str:
+    # render puts the customer's resolved locale into every letter's context as `locale`
+    value = context.get("locale")
+    return value if isinstance(value, str) and value else default
+
+
+def pick_plural(n: Any, locale: str, forms: tuple[Any, ...], by_category: Mapping[str, Any]) -> Any:
+    """The form of a word for n: by CLDR category keyword, or positionally in CLDR integer order."""
+    number: Decimal | int | float = _number_value(n, "plural")
+    if forms and by_category:
+        raise FilterError("plural: give the forms either by position or by category, not both")
+    unknown = sorted(set(by_category) - set(PLURAL_ORDER))
+    if unknown:
+        raise FilterError(f"plural: unknown category {unknown[0]!r} (use {', '.join(PLURAL_ORDER)})")
+    if forms:
+        categories = integer_plural_categories(locale)
+        if len(forms) != len(categories):
+            raise FilterError(
+                f"plural: {locale} takes {len(categories)} forms ({', '.join(categories)}), got {len(forms)}"
+            )
+        by_category = dict(zip(categories, forms, strict=True))
+    # a whole Decimal such as 5.00 from a DECIMAL column is read as 5, as the reader sees it
+    if not isinstance(number, int) and number == int(number):
+        number = int(number)
+    category = _plural_category(str(number if number >= 0 else -number), locale)
+    for candidate in (category, "other", "many"):
+        if candidate in by_category:
+            return by_category[candidate]
+    raise FilterError(f"plural: no form for category {category!r} in {locale} (add {category}= or other=)")
+
+
+def make_filters(default_locale: str, default_currency: str) -> dict[str, Callable[..., Any]]:
+    """The letter filters, bound to the workspace's default locale and currency."""
+    fallback = resolve_locale(default_locale, "en")
+
+    @pass_context
+    def money(context: Context, amount: Any, currency: str | None = None) -> str:
+        value = _number_value(amount, "money")
+        return _money(value, currency or default_currency, _context_locale(context, fallback))
+
+    @pass_context
+    def date(context: Context, value: Any, format: str = "long") -> str:
+        return _date(_date_value(value), format, _context_locale(context, fallback))
+
+    @pass_context
+    def number(context: Context, value: Any, format: str | None = None) -> str:
+        locale = babel_locale(_context_locale(context, fallback))
+        return format_decimal(_number_value(value, "number"), format=format, locale=locale)
+
+    @pass_context
+    def percent(context: Context, value: Any, format: str | None = None) -> str:
+        locale = babel_locale(_context_locale(context, fallback))
+        return format_percent(_number_value(value, "percent"), format=format, locale=locale)
+
+    @pass_context
+    def plural(context: Context, n: Any, *forms: Any, **by_category: Any) -> Any:
+        return pick_plural(n, _context_locale(context, fallback), forms, by_category)
+
+    def salutation_filter(customer: Any) -> str:
+        if not isinstance(customer, Mapping):
+            raise FilterError(f"salutation: expects the customer, got {type(customer).__name__}")
+        return salutation(customer, fallback)
+
+    return {
+        "money": money,
+        "date": date,
+        "number": number,
+        "percent": percent,
+        "plural": plural,
+        "salutation": salutation_filter,
+    }
+
+
+# Greetings per language: (female, male, neutral with a name, neutral without one).
+# Polish and Czech address by surname after Pani/Pan; Russian by first name and surname.
+_GREETINGS: dict[str, tuple[str, str, str, str]] = {
+    "en": ("Dear Ms", "Dear Mr", "Dear", "Hello"),
+    "pl": ("Szanowna Pani", "Szanowny Panie", "Dzień dobry,", "Dzień dobry"),
+    "cs": ("Vážená paní", "Vážený pane", "Dobrý den,", "Dobrý den"),
+    "ru": ("Уважаемая", "Уважаемый", "Здравствуйте,", "Здравствуйте"),
+}
+# Without a surname a gendered greeting stands alone in these languages ("Szanowna Pani", "Dear Sir").
+_WITHOUT_SURNAME = {"en": ("Dear Madam", "Dear Sir")}
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _match_case(original: str, declined: str) -> str:
+    """Give a lower-cased inflected name the capitals of the name it came from (Novák -> Nováku)."""
+    if original.isupper() and len(original) > 1:
+        return declined.upper()
+    chars = [o if i < len(original) and (o := original[i]).lower() == ch else ch for i, ch in enumerate(declined)]
+    return "".join(chars)
+
+
+def czech_vocative(surname: str) -> str:
+    """A Czech man's surname in the vocative (Novák -> Nováku, Svoboda -> Svobodo), by `vokativ`."""
+    return _match_case(surname, vokativ(surname, woman=False, last_name=True))
+
+
+def salutation(customer: Mapping[str, Any], default_locale: str = "en") -> str:
+    """The greeting in the customer's language and gender, the name as that language writes it."""
+    lang = resolve_locale(_text(customer.get("language")) or None, default_locale).split("_")[0]
+    names = (_text(customer.get("first_name")), _text(customer.get("last_name")))
+    return _greeting(lang if lang in _GREETINGS else "en", _text(customer.get("gender")).upper(), *names)
+
+
+@lru_cache(maxsize=8192)
+def _greeting(lang: str, gender: str, first: str, last: str) -> str:
+    female, male, neutral, bare = _GREETINGS[lang]
+    if gender in ("F", "M"):
+        greeting = female if gender == "F" else male
+        if lang == "ru":
+            name = " ".join(p for p in (first, last) if p)
+        elif last:
+            name = czech_vocative(last) if lang == "cs" and gender == "M" else last
+        else:
+            alone = _WITHOUT_SURNAME.get(lang)
+            return alone[gender == "M"] if alone else greeting
+        return f"{greeting} {name}" if name else bare
+    full = " ".join(p for p in (first, last) if p)
+    return f"{neutral} {full}" if full else bare

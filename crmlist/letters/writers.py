@@ -1,0 +1,268 @@
+"""Letter outputs: one file per target, or a jsonl, mbox or zip bundle; byte-identical across runs."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email.policy
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+from email.message import EmailMessage
+from email.parser import HeaderParser
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import IO, Any
+
+from crmlist.errors import OutputError
+from crmlist.letters.job import LetterFailure, LetterJob, RenderedLetter
+
+_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
+_DEVICE_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))]
+)
+MAX_NAME_BYTES = 200
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # fixed so that zips are byte-identical across runs
+_POLICY = email.policy.default.clone(linesep="\n")
+_FROM_LINE_RE = re.compile(r"^(>*From )", re.MULTILINE)
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def safe_file_name(customer_id: str) -> str:
+    """A file name for a customer_id that never leaves the folder nor collides with another id's.
+
+    Every character outside [A-Za-z0-9._-] becomes `_`, a leading dot and a Windows device name
+    (CON, NUL, COM1, ... also before an extension) get a `_`, the name is cut to 200 bytes; a name that
+    was changed gets `-` and the first 8 hex digits of the id's sha256, so two ids never share a name.
+    """
+    name = _UNSAFE_RE.sub("_", customer_id)
+    if name.startswith("."):
+        name = "_" + name[1:]
+    if name.split(".")[0].upper() in _DEVICE_NAMES or not name:
+        name = "_" + name
+    name = name[:MAX_NAME_BYTES]  # ASCII by now: characters are bytes
+    if name != customer_id:
+        name += "-" + hashlib.sha256(customer_id.encode("utf-8")).hexdigest()[:8]
+    return name
+
+
+def eml_subject(text: str) -> str | None:
+    """The decoded Subject header of a rendered eml message, None when it has none."""
+    subject = HeaderParser(policy=_POLICY).parsestr(text, headersonly=True)["Subject"]
+    return None if subject is None else str(subject)
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    return OutputError(str(path), f"cannot write: {exc.strerror or exc}", "check the folder is writable")
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _output_error(target, exc) from None
+
+
+class LetterWriter:
+    """Takes rendered letters in order; close() returns the paths written, abort() leaves nothing new."""
+
+    def add(self, letter: RenderedLetter) -> None:
+        raise NotImplementedError
+
+    def close(self) -> list[Path]:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Nothing to undo by default: the run folder around the letters is temporary."""
+
+
+class FileLetters(LetterWriter):
+    """letters/<safe id>.<ext>, one file per letter."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.folder = out_dir / "letters"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _output_error(self.folder, exc) from None
+        self.paths: list[Path] = []
+
+    def add(self, letter: RenderedLetter) -> None:
+        path = self.folder / f"{safe_file_name(letter.customer_id)}.{letter.ext}"
+        try:
+            path.write_bytes((letter.text or "").encode("utf-8"))
+        except OSError as exc:
+            raise _output_error(path, exc) from None
+        self.paths.append(path)
+
+    def close(self) -> list[Path]:
+        return self.paths
+
+
+class _Bundle(LetterWriter):
+    """One file written beside its target as .NAME.tmp-PID, fsynced and renamed over it on close."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.fh: IO[bytes] = self.tmp.open("wb")
+        except OSError as exc:
+            raise _output_error(target, exc) from None
+
+    def add(self, letter: RenderedLetter) -> None:
+        try:
+            self.write(letter)
+        except OSError as exc:
+            self.abort()
+            raise _output_error(self.target, exc) from None
+
+    def write(self, letter: RenderedLetter) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Write what ends the bundle (a zip's central directory)."""
+
+    def close(self) -> list[Path]:
+        try:
+            self.finish()
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            self.abort()
+            raise _output_error(self.target, exc) from None
+        return [self.target]
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class JsonlBundle(_Bundle):
+    """letters.jsonl: one JSON object per letter."""
+
+    def write(self, letter: RenderedLetter) -> None:
+        text = letter.text or ""
+        record = {
+            "customer_id": letter.customer_id,
+            "campaign": letter.campaign,
+            "cell": letter.cell,
+            "offer": letter.offer,
+            "language": letter.language,
+            "template": letter.template,
+            "subject": eml_subject(text) if letter.ext == "eml" else None,
+            "text": text,
+        }
+        self.fh.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+class ZipBundle(_Bundle):
+    """letters.zip with letters/<safe id>.<ext> entries of a fixed date."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(target)
+        self.zip = zipfile.ZipFile(self.fh, "w", compression=zipfile.ZIP_DEFLATED)
+
+    def write(self, letter: RenderedLetter) -> None:
+        info = zipfile.ZipInfo(f"letters/{safe_file_name(letter.customer_id)}.{letter.ext}", ZIP_DATE_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        self.zip.writestr(info, (letter.text or "").encode("utf-8"))
+
+    def finish(self) -> None:
+        self.zip.close()
+
+
+class MboxBundle(_Bundle):
+    """letters.mbox (mboxrd): eml letters as rendered, other formats wrapped in a MIME message."""
+
+    def __init__(self, target: Path, job: LetterJob, sender: dict[str, str]) -> None:
+        super().__init__(target)
+        day = job.as_of
+        self.from_line = (
+            f"From crmlist {_DAYS[day.weekday()]} {_MONTHS[day.month - 1]} {day.day:2d} 00:00:00 {day.year}\n"
+        )
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        self.date = format_datetime(midnight)
+        name, address = sender.get("name", ""), sender.get("email", "")
+        self.sender = formataddr((name, address)) if address else ""
+
+    def write(self, letter: RenderedLetter) -> None:
+        tags = {
+            "X-Crmlist-Customer-Id": letter.customer_id,
+            "X-Crmlist-Campaign": letter.campaign,
+            "X-Crmlist-Cell": letter.cell or "",
+            "X-Crmlist-Offer": letter.offer or "",
+        }
+        text = (letter.text or "").replace("\r\n", "\n")
+        if letter.ext == "eml":
+            head = "".join(f"{k}: {_one_line(v)}\n" for k, v in tags.items())
+            message = head + text
+        else:
+            message = self._wrap(letter, text, tags)
+        message = _FROM_LINE_RE.sub(r">\1", message)
+        if not message.endswith("\n"):
+            message += "\n"
+        self.fh.write((self.from_line + message + "\n").encode("utf-8"))
+
+    def _wrap(self, letter: RenderedLetter, text: str, tags: dict[str, str]) -> str:
+        msg = EmailMessage(policy=_POLICY)
+        if self.sender:
+            msg["From"] = self.sender
+        if letter.email:
+            msg["To"] = _one_line(letter.email)
+        msg["Date"] = self.date
+        for key, value in tags.items():
+            msg[key] = _one_line(value)
+        long_lines = any(len(line.encode("utf-8")) > 900 for line in text.split("\n"))
+        subtype = "html" if letter.ext == "html" else "plain"
+        cte = "quoted-printable" if long_lines else "8bit"
+        msg.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
+        return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split()) if value else ""
+
+
+def open_writer(out_dir: Path, job: LetterJob, sender: dict[str, str]) -> LetterWriter:
+    """The writer for the job's letters format."""
+    fmt = job.letters_format
+    if fmt == "files":
+        return FileLetters(out_dir)
+    if fmt == "jsonl":
+        return JsonlBundle(out_dir / "letters.jsonl")
+    if fmt == "zip":
+        return ZipBundle(out_dir / "letters.zip")
+    if fmt == "mbox":
+        return MboxBundle(out_dir / "letters.mbox", job, sender)
+    raise ValueError(f"unknown letters format {fmt!r}")
+
+
+def write_failed_csv(out_dir: Path, failures: list[LetterFailure]) -> Path:
+    """failed.csv: customer_id, template, line, error, one row per failed letter."""
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\n")
+    out.writerow(["customer_id", "template", "line", "error"])
+    rows: list[list[Any]] = [[f.customer_id, f.template, f.line or "", f.error] for f in failures]
+    out.writerows(rows)
+    target = out_dir / "failed.csv"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(out_dir, exc) from None
+    _write_atomic(target, buffer.getvalue().encode("utf-8"))
+    return target

@@ -1,0 +1,552 @@
+"""Letters: filters, salutations, template lookup, sandbox, recommendations, writers and golden letters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import filecmp
+import json
+import os
+import textwrap
+import zipfile
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from crmlist.errors import EXIT_DATAERR, BadInputError, NotFoundError, UsageError
+from crmlist.letters import (
+    LetterFailure,
+    LetterJob,
+    check_templates,
+    find_template,
+    render_letters,
+    safe_file_name,
+    template_ext,
+)
+from crmlist.letters.environment import build_environment
+from crmlist.letters.filters import salutation
+from crmlist.store import ensure_schema
+from crmlist.workspace import Workspace, open_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "golden" / "letters"
+AS_OF = dt.date(2026, 11, 1)
+REGEN = os.environ.get("CRMLIST_REGEN_GOLDEN") == "1"
+
+CUSTOMERS = """\
+    customer_id,first_name,last_name,gender,language,email
+    C1,Jan,Kowalski,M,pl,jan@example.com
+    C2,Jana,Nováková,F,cs,jana@example.com
+    C3,Иван,Петров,M,ru,ivan@example.com
+    C4,Alex,Smith,X,en,alex@example.com
+"""
+PRODUCTS = """\
+    product_id,name,category,color,price,complements
+    BAG-BLK,Briefcase,bags,black,499.00,BAG-BRN|FLD-BRN|FLD-BLK|GIFT-1
+    BAG-BRN,Briefcase,bags,brown,499.00,
+    FLD-BLK,Folder,folders,black,49.00,
+    FLD-BRN,Folder,folders,brown,45.50,
+    GIFT-1,Gift card,gift-cards,,50.00,
+    PEN-1,Pen,pens,black,20.00,
+"""
+PURCHASES = """\
+    order_id,customer_id,order_date,product_id,amount
+    O1,C1,2026-01-05,BAG-BLK,499.00
+    O2,C2,2025-12-24,BAG-BLK,1234.50
+    O3,C3,2026-03-01,PEN-1,20.00
+    O4,C4,2026-10-30,FLD-BRN,45.50
+"""
+
+
+def make_ws(tmp_path: Path, templates: dict[str, str], config: str = "") -> Workspace:
+    root = tmp_path / "ws"
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    (root / "crmlist.toml").write_text(textwrap.dedent(config), encoding="utf-8")
+    for name, text in templates.items():
+        (root / "templates" / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    return open_workspace(root)
+
+
+def _load(con: duckdb.DuckDBPyConnection, tmp_path: Path, table: str, csv_text: str, select: str = "*") -> None:
+    path = tmp_path / f"{table}.csv"
+    path.write_text(textwrap.dedent(csv_text), encoding="utf-8")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM read_csv(?, all_varchar = true)", [str(path)])
+
+
+def make_db(
+    tmp_path: Path,
+    customers: str = CUSTOMERS,
+    purchases: str = PURCHASES,
+    products: str = PRODUCTS,
+    template: str = "winback",
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory database set up as the runner leaves it: facts view and letter_targets."""
+    con = duckdb.connect()
+    ensure_schema(con)
+    _load(con, tmp_path, "customers", customers)
+    _load(con, tmp_path, "purchases", purchases)
+    complements = "* REPLACE (string_split(complements, '|') AS complements)"
+    _load(con, tmp_path, "products", products, complements)
+    con.execute("CREATE TEMP TABLE run_params AS SELECT CAST(? AS DATE) AS as_of", [AS_OF])
+    facts = (REPO / "queries" / "customer_facts.sql").read_text(encoding="utf-8")
+    con.execute(f"CREATE TEMP VIEW customer_facts AS {facts}")
+    con.execute(
+        """CREATE TEMP TABLE letter_targets AS
+           SELECT f.*, 'winback' AS crm_campaign, 'std' AS crm_cell, 'STD10' AS crm_offer,
+                  'email' AS crm_channel, ? AS crm_template
+           FROM customer_facts AS f ORDER BY customer_id""",
+        [template],
+    )
+    return con
+
+
+def render(ws: Workspace, template: str, context: Mapping[str, object] | None = None) -> str:
+    return build_environment(ws).from_string(template).render(context or {})
+
+
+# --- filters -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("locale", "currency", "expected"),
+    [
+        ("pl", "PLN", "1\xa0234,50\xa0zł"),
+        ("cs", "CZK", "1\xa0234,50\xa0Kč"),
+        ("en", "USD", "$1,234.50"),
+        ("ru", "RUB", "1\xa0234,50\xa0₽"),
+    ],
+)
+def test_money_per_locale(tmp_path: Path, locale: str, currency: str, expected: str) -> None:
+    ws = make_ws(tmp_path, {}, f'currency = "{currency}"\n')
+    assert render(ws, "{{ amount|money }}", {"amount": Decimal("1234.50"), "locale": locale}) == expected
+
+
+def test_money_currency_argument_and_default_locale(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {}, 'locale = "pl"\ncurrency = "PLN"\n')
+    assert render(ws, "{{ 5|money }}|{{ 5|money('EUR') }}") == "5,00\xa0zł|5,00\xa0€"
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("pl", "5 stycznia 2026|5.01.2026|1\xa0234,5|25%"),
+        ("cs", "5. ledna 2026|05.01.26|1\xa0234,5|25\xa0%"),
+        ("en", "January 5, 2026|1/5/26|1,234.5|25%"),
+        ("ru", "5 января 2026\u202fг.|05.01.2026|1\xa0234,5|25\xa0%"),
+    ],
+)
+def test_date_number_percent_per_locale(tmp_path: Path, locale: str, expected: str) -> None:
+    ws = make_ws(tmp_path, {})
+    template = "{{ d|date }}|{{ d|date('short') }}|{{ 1234.5|number }}|{{ 0.25|percent }}"
+    assert render(ws, template, {"d": dt.date(2026, 1, 5), "locale": locale}) == expected
+
+
+def test_date_accepts_datetime_and_iso_text(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {}, 'locale = "pl"\n')
+    context = {"t": dt.datetime(2026, 1, 5, 23, 59)}
+    assert render(ws, "{{ t|date }}|{{ '2026-01-05'|date }}|{{ '2026-01-05T10:00:00'|date }}", context) == (
+        "5 stycznia 2026|5 stycznia 2026|5 stycznia 2026"
+    )
+
+
+@pytest.mark.parametrize(
+    ("locale", "forms", "table"),
+    [
+        ("pl", "'punkt', 'punkty', 'punktów'", {1: "punkt", 2: "punkty", 5: "punktów", 22: "punkty", 12: "punktów"}),
+        ("cs", "'bod', 'body', 'bodů'", {1: "bod", 2: "body", 5: "bodů", 22: "bodů"}),
+        ("ru", "'балл', 'балла', 'баллов'", {1: "балл", 2: "балла", 5: "баллов", 21: "балл", 11: "баллов"}),
+        ("en", "'point', 'points'", {1: "point", 2: "points", 0: "points"}),
+    ],
+)
+def test_plural_positional(tmp_path: Path, locale: str, forms: str, table: dict[int, str]) -> None:
+    ws = make_ws(tmp_path, {})
+    for n, expected in table.items():
+        assert render(ws, f"{{{{ n|plural({forms}) }}}}", {"n": n, "locale": locale}) == expected
+
+
+def test_plural_keywords_and_fallbacks(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {})
+    by_keyword = "{{ n|plural(one='punkt', few='punkty', many='punktów') }}"
+    got = [render(ws, by_keyword, {"n": n, "locale": "pl"}) for n in (1, 2, 5, 22)]
+    assert got == ["punkt", "punkty", "punktów", "punkty"]
+    # cs 5 is `other`; missing `other` falls back to `many`
+    assert render(ws, "{{ 5|plural(one='bod', few='body', many='bodů') }}", {"locale": "cs"}) == "bodů"
+    # pl 5 is `many`; missing `many` falls back to `other`
+    assert render(ws, "{{ 5|plural(one='a', other='b') }}", {"locale": "pl"}) == "b"
+    # a whole decimal reads as the integer it shows
+    assert render(ws, "{{ n|plural('punkt', 'punkty', 'punktów') }}", {"n": Decimal("2.00"), "locale": "pl"}) == (
+        "punkty"
+    )
+
+
+def test_plural_wrong_number_of_forms_is_an_error(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {})
+    with pytest.raises(ValueError, match=r"plural: pl takes 3 forms \(one, few, many\), got 2"):
+        render(ws, "{{ 2|plural('punkt', 'punkty') }}", {"locale": "pl"})
+
+
+@pytest.mark.parametrize(
+    ("language", "gender", "first", "last", "expected"),
+    [
+        ("pl", "F", "Anna", "Kowalska", "Szanowna Pani Kowalska"),
+        ("pl", "M", "Jan", "Kowalski", "Szanowny Panie Kowalski"),
+        ("cs", "F", "Jana", "Nováková", "Vážená paní Nováková"),
+        ("cs", "M", "Jan", "Novák", "Vážený pane Nováku"),
+        ("cs", "M", "Petr", "Svoboda", "Vážený pane Svobodo"),
+        ("ru", "F", "Анна", "Петрова", "Уважаемая Анна Петрова"),
+        ("ru", "M", "Иван", "Петров", "Уважаемый Иван Петров"),
+        ("en", "F", "Jane", "Smith", "Dear Ms Smith"),
+        ("en", "M", "John", "Smith", "Dear Mr Smith"),
+        ("en", "X", "Alex", "Smith", "Dear Alex Smith"),
+        ("pl", "X", "Alex", "Kowalski", "Dzień dobry, Alex Kowalski"),
+        ("cs", None, "Alex", "Novák", "Dobrý den, Alex Novák"),
+        ("ru", "X", "Алекс", "Петров", "Здравствуйте, Алекс Петров"),
+        ("de", "F", "Eva", "Braun", "Dear Ms Braun"),
+        ("pl", "F", "Anna", None, "Szanowna Pani"),
+        ("cs", "M", "Jan", "  ", "Vážený pane"),
+        ("en", "M", "John", None, "Dear Sir"),
+        ("ru", "F", "Анна", None, "Уважаемая Анна"),
+        ("en", "X", None, None, "Hello"),
+    ],
+)
+def test_salutation(language: str, gender: str | None, first: str | None, last: str | None, expected: str) -> None:
+    customer = {"language": language, "gender": gender, "first_name": first, "last_name": last}
+    assert salutation(customer) == expected
+
+
+def test_salutation_without_language_uses_workspace_locale(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {}, 'locale = "pl"\n')
+    customer = {"language": None, "gender": "F", "first_name": "Anna", "last_name": "Nowak"}
+    assert render(ws, "{{ c|salutation }}", {"c": customer}) == "Szanowna Pani Nowak"
+
+
+# --- templates ---------------------------------------------------------------------------------------
+
+
+def test_template_falls_back_from_language_to_default(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"winback.pl.txt.j2": "pl", "winback.txt.j2": "default"})
+    templates = ws.templates_dir
+    assert find_template(ws, "winback", "pl") == templates / "winback.pl.txt.j2"
+    assert find_template(ws, "winback", "PL_pl") == templates / "winback.pl.txt.j2"
+    assert find_template(ws, "winback", "cs") == templates / "winback.txt.j2"
+    assert find_template(ws, "winback", None) == templates / "winback.txt.j2"
+    assert find_template(ws, "winback", "../../etc") == templates / "winback.txt.j2"
+    assert find_template(ws, "winback.txt", "pl") == templates / "winback.pl.txt.j2"
+    assert template_ext(ws, "winback") == "txt"
+
+
+def test_template_errors(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"winback.txt.j2": "t", "winback.html.j2": "h", "promo.pl.md.j2": "m"})
+    with pytest.raises(BadInputError) as ambiguous:
+        find_template(ws, "winback", "pl")
+    assert (
+        ambiguous.value.message == "templates/winback: several formats exist (html, txt) and the rule file names none"
+    )
+    assert ambiguous.value.hint == 'name one in the rule file, e.g. template = "winback.html"'
+    assert template_ext(ws, "winback.html") == "html"
+    with pytest.raises(NotFoundError, match="no template of this name"):
+        find_template(ws, "nothing", "pl")
+    with pytest.raises(NotFoundError, match="no template for language 'cs' and no default"):
+        find_template(ws, "promo", "cs")
+    with pytest.raises(BadInputError, match="not a template name"):
+        find_template(ws, "../winback", "pl")
+
+
+def test_check_templates_reports_each_problem_with_its_line(tmp_path: Path) -> None:
+    ws = make_ws(
+        tmp_path,
+        {
+            "good.txt.j2": "{{ customer|salutation }} {{ customer.loyalty }}",
+            "missing.pl.txt.j2": "line one\n{{ customer.no_such_fact }}\n",
+            "missing.txt.j2": "{{ offer }}",
+            "broken.txt.j2": "ok\n{% if %}\n",
+            "both.txt.j2": "{{ nope }}",
+            "both.eml.j2": "x",
+        },
+    )
+    errors = check_templates(ws, ["good", "missing", "broken", "both", "absent"], extra_columns=["loyalty"])
+    assert [(type(e).__name__, e.message) for e in errors] == [
+        ("BadInputError", "templates/missing.pl.txt.j2:2: undefined variable: 'dict object' has no attribute "
+         "'no_such_fact'"),
+        ("BadInputError", "templates/broken.txt.j2:2: template syntax error: Expected an expression, got 'end of "
+         "statement block'"),
+        ("BadInputError", "templates/both: several formats exist (eml, txt) and the rule file names none"),
+        ("BadInputError", "templates/both.txt.j2:1: undefined variable: 'nope' is undefined"),
+        ("NotFoundError", "templates/absent: no template of this name"),
+    ]  # fmt: skip
+    assert all(e.exit_code in (EXIT_DATAERR, 1) for e in errors)
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+def test_html_is_autoescaped_and_txt_is_not(tmp_path: Path) -> None:
+    customers = """\
+        customer_id,first_name,last_name,gender,language
+        C1,Ann,O'Brien <b>&</b>,X,en
+    """
+    page = "<p>{{ customer.last_name }}</p>"
+    ws = make_ws(tmp_path, {"note.html.j2": page, "plain.txt.j2": "{{ customer.last_name }}"})
+    html = render_letters(make_db(tmp_path, customers, template="note"), ws, job(), tmp_path / "h")
+    txt = render_letters(make_db(tmp_path, customers, template="plain"), ws, job(), tmp_path / "t")
+    assert html.paths[0].read_text(encoding="utf-8") == "<p>O&#39;Brien &lt;b&gt;&amp;&lt;/b&gt;</p>"
+    assert txt.paths[0].read_text(encoding="utf-8") == "O'Brien <b>&</b>"
+
+
+def job(fmt: str = "files", only: set[str] | None = None) -> LetterJob:
+    return LetterJob(campaign="winback", as_of=AS_OF, letters_format=fmt, only_ids=only)
+
+
+def test_sandbox_escape_and_missing_variable_fail_one_letter_each(tmp_path: Path) -> None:
+    template = """\
+        {{ customer.first_name }}
+        {% if customer.customer_id == 'C1' %}{{ ''.__class__.__mro__[1].__subclasses__() }}{% endif %}
+        {% if customer.customer_id == 'C3' %}{{ customer.points }}{% endif %}
+        {% if customer.customer_id == 'C4' %}{{ customer[customer.last_name] }}{% endif %}
+    """
+    ws = make_ws(tmp_path, {"winback.txt.j2": template})
+    out = tmp_path / "out"
+    result = render_letters(make_db(tmp_path), ws, job(), out)
+    assert result.written == ["C2"]
+    unsafe = "SecurityError: access to attribute '__class__' of 'str' object is unsafe."
+    assert result.failed == [
+        LetterFailure("C1", "winback.txt.j2", 2, unsafe),
+        LetterFailure("C3", "winback.txt.j2", 3, "UndefinedError: 'dict object' has no attribute 'points'"),
+        LetterFailure("C4", "winback.txt.j2", 4, "UndefinedError: 'dict object' has no attribute '***'"),
+    ]  # fmt: skip
+    assert result.paths == [out / "letters" / "C2.txt", out / "failed.csv"]
+    assert (out / "failed.csv").read_text(encoding="utf-8") == textwrap.dedent("""\
+        customer_id,template,line,error
+        C1,winback.txt.j2,2,SecurityError: access to attribute '__class__' of 'str' object is unsafe.
+        C3,winback.txt.j2,3,UndefinedError: 'dict object' has no attribute 'points'
+        C4,winback.txt.j2,4,UndefinedError: 'dict object' has no attribute '***'
+    """)
+
+
+def test_syntax_error_stops_before_any_letter(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"winback.txt.j2": "fine\n{{ customer.first_name }\n", "winback.pl.txt.j2": "ok"})
+    with pytest.raises(BadInputError) as caught:
+        render_letters(make_db(tmp_path), ws, job(), tmp_path / "out")
+    assert caught.value.exit_code == EXIT_DATAERR
+    assert caught.value.where == "templates/winback.txt.j2:2"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_language_without_template_or_default_fails_only_its_letters(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"promo.pl.txt.j2": "{{ customer|salutation }}", "promo.cs.txt.j2": "cs"})
+    result = render_letters(make_db(tmp_path, template="promo"), ws, job(), tmp_path / "out")
+    assert result.written == ["C1", "C2"]
+    error = "templates/promo.txt.j2: no template for language {!r} and no default; "
+    error += "create templates/promo.txt.j2 as the fallback"
+    assert result.failed == [
+        LetterFailure("C3", "promo", None, error.format("ru")),
+        LetterFailure("C4", "promo", None, error.format("en")),
+    ]
+
+
+def test_pdf_and_unknown_formats_are_usage_errors(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"winback.txt.j2": "x"})
+    with pytest.raises(UsageError, match="pdf letters are not available yet"):
+        render_letters(make_db(tmp_path), ws, job("pdf"), tmp_path / "out")
+    with pytest.raises(UsageError, match="unknown format 'docx'"):
+        render_letters(make_db(tmp_path), ws, job("docx"), tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "expected"),
+    [
+        ("C-001_a.b", "C-001_a.b"),
+        ("../x", "_._x-d6b96a97"),
+        ("a/b", "a_b-c14cddc0"),
+        ("a_b", "a_b"),
+        ("con", "_con-1143da2b"),
+        ("LPT1.txt", "_LPT1.txt-38e9f3ec"),
+        (".hidden", "_hidden-16924190"),
+        ("", "_-e3b0c442"),
+        ("Zażółć", "Za____-1b45560b"),
+    ],
+)
+def test_safe_file_name(customer_id: str, expected: str) -> None:
+    assert safe_file_name(customer_id) == expected
+
+
+def test_safe_file_names_are_short_and_distinct() -> None:
+    long_a, long_b = "x" * 300, "x" * 299 + "y"
+    assert safe_file_name(long_a) != safe_file_name(long_b)
+    assert len(safe_file_name(long_a)) == 209
+    assert safe_file_name(long_a).startswith("x" * 200 + "-")
+    ids = ["a/b", "a_b", "a:b", "a\\b", "../x", "_._x", "con", "_con", ".x", "_x"]
+    assert len({safe_file_name(i) for i in ids}) == len(ids)
+
+
+def test_only_ids_renders_just_those(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"winback.txt.j2": "{{ customer.customer_id }}"})
+    result = render_letters(make_db(tmp_path), ws, job(only={"C3", "C1", "nobody"}), tmp_path / "out")
+    assert result.written == ["C1", "C3"]
+    assert sorted(p.name for p in (tmp_path / "out" / "letters").iterdir()) == ["C1.txt", "C3.txt"]
+
+
+# --- recommendations ---------------------------------------------------------------------------------
+
+REC_TEMPLATE = "{% for r in recommendations %}{{ r.product_id }}:{{ r.reason }}:{{ r.price }};{% endfor %}"
+
+
+def test_briefcase_gets_the_black_folder_first_and_never_a_bought_product(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE}, '[offers]\nexclude_categories = ["Gift-Cards"]\n')
+    result = render_letters(make_db(tmp_path), ws, job("jsonl"), tmp_path / "out")
+    texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+    # C1, C2 bought the black briefcase: the brown one is the same category, the gift card is excluded
+    assert texts["C1"] == "FLD-BLK:complement:49.00;FLD-BRN:complement:45.50;"
+    assert texts["C2"] == texts["C1"]
+    assert texts["C3"] == ""  # no complements, no co-purchase: no popularity fallback
+    assert texts["C4"] == ""  # bought the brown folder, which complements nothing
+
+
+def test_recommend_count_and_exclusions(tmp_path: Path) -> None:
+    purchases = PURCHASES + "    O5,C2,2026-02-01,FLD-BLK,49.00\n    O6,C1,2026-12-01,FLD-BLK,49.00\n"
+    ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE}, "[offers]\nrecommend = 1\n")
+    result = render_letters(make_db(tmp_path, purchases=purchases), ws, job("jsonl"), tmp_path / "out")
+    texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+    assert texts["C1"] == "FLD-BLK:complement:49.00;"  # O6 is after as-of: not bought yet
+    assert texts["C2"] == "FLD-BRN:complement:45.50;"  # bought the black folder already
+
+
+def test_co_purchase_by_lift_after_complements(tmp_path: Path) -> None:
+    # 36 orders. Five P orders hold PEN-1, FLD-BLK, FLD-BRN and BAG-BRN; two more hold FLD-BRN, 25 more
+    # BAG-BRN. Lift with PEN-1 (6 orders, with C3's O3): FLD-BLK 5*36/(6*5) = 6, FLD-BRN 5*36/(6*7) = 4.29,
+    # BAG-BRN 5*36/(6*30) = 1 exactly, which is not > 1. PEN-1 also lists FLD-BRN as a complement.
+    lines = [f"    P{i},Z,2026-02-01,{p},1.00" for i in range(5) for p in ("PEN-1", "FLD-BLK", "FLD-BRN", "BAG-BRN")]
+    lines += [f"    R{i},Z,2026-02-01,FLD-BRN,1.00" for i in range(2)]
+    lines += [f"    Q{i},Z,2026-02-01,BAG-BRN,1.00" for i in range(25)]
+    purchases = PURCHASES + "\n".join(lines) + "\n"
+    products = PRODUCTS.replace("PEN-1,Pen,pens,black,20.00,", "PEN-1,Pen,pens,black,20.00,FLD-BRN")
+    ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE})
+    con = make_db(tmp_path, purchases=purchases, products=products)
+    result = render_letters(con, ws, job("jsonl"), tmp_path / "out")
+    texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+    # the complement comes first and FLD-BRN appears once, at its best position
+    assert texts["C3"] == "FLD-BRN:complement:45.50;FLD-BLK:co-purchase:49.00;"
+    # C4 bought FLD-BRN: FLD-BLK is the same category, BAG-BRN has lift 5*36/(7*30) < 1
+    assert texts["C4"] == "PEN-1:co-purchase:20.00;"
+    assert texts["C1"] == "FLD-BLK:complement:49.00;FLD-BRN:complement:45.50;GIFT-1:complement:50.00;"
+
+
+# --- writers -----------------------------------------------------------------------------------------
+
+EML = """\
+    Subject: {{ offer }} für {{ customer.first_name }}
+    From: {{ sender.email }}
+
+    {{ customer|salutation }},
+    From now on: {{ customer.monetary|money }}, {{ sender.name }}.
+"""
+
+
+def test_jsonl_bundle_content(tmp_path: Path) -> None:
+    config = 'currency = "PLN"\n[sender]\nname = "Sklep & Syn"\nemail = "shop@example.com"\n'
+    ws = make_ws(tmp_path, {"winback.eml.j2": EML, "winback.cs.eml.j2": "Subject: Sleva\n\nAhoj"}, config)
+    result = render_letters(make_db(tmp_path, template="winback.eml"), ws, job("jsonl"), tmp_path / "out")
+    assert result.paths == [tmp_path / "out" / "letters.jsonl"]
+    records = [json.loads(line) for line in result.paths[0].read_text(encoding="utf-8").splitlines()]
+    assert records[0] == {
+        "customer_id": "C1",
+        "campaign": "winback",
+        "cell": "std",
+        "offer": "STD10",
+        "language": "pl",
+        "template": "winback.eml.j2",
+        "subject": "STD10 für Jan",
+        "text": "Subject: STD10 für Jan\nFrom: shop@example.com\n\nSzanowny Panie Kowalski,\n"
+        "From now on: 499,00\xa0zł, Sklep &amp; Syn.",
+    }
+    assert [(r["customer_id"], r["template"], r["subject"], r["text"]) for r in records[1:2]] == [
+        ("C2", "winback.cs.eml.j2", "Sleva", "Subject: Sleva\n\nAhoj")
+    ]
+    assert [r["customer_id"] for r in records] == ["C1", "C2", "C3", "C4"]
+
+
+def test_mbox_keeps_eml_messages_as_rendered(tmp_path: Path) -> None:
+    config = '[sender]\nname = "Sklep & Syn"\nemail = "shop@example.com"\n'
+    ws = make_ws(tmp_path, {"winback.eml.j2": EML}, config)
+    result = render_letters(make_db(tmp_path), ws, job("mbox", only={"C4"}), tmp_path / "out")
+    assert result.paths[0].read_text(encoding="utf-8") == textwrap.dedent("""\
+        From crmlist Sun Nov  1 00:00:00 2026
+        X-Crmlist-Customer-Id: C4
+        X-Crmlist-Campaign: winback
+        X-Crmlist-Cell: std
+        X-Crmlist-Offer: STD10
+        Subject: STD10 für Alex
+        From: shop@example.com
+
+        Dear Alex Smith,
+        >From now on: €45.50, Sklep &amp; Syn.
+
+    """)
+
+
+@pytest.mark.parametrize("fmt", ["files", "jsonl", "mbox", "zip"])
+def test_rerender_is_byte_identical(tmp_path: Path, fmt: str) -> None:
+    ws = make_ws(tmp_path, {"winback.txt.j2": "{{ customer|salutation }}\nFrom {{ as_of|date }}\n"})
+    first = render_letters(make_db(tmp_path), ws, job(fmt), tmp_path / "a")
+    second = render_letters(make_db(tmp_path), ws, job(fmt), tmp_path / "b")
+    assert [p.relative_to(tmp_path / "a") for p in first.paths] == [p.relative_to(tmp_path / "b") for p in second.paths]
+    assert all(filecmp.cmp(a, b, shallow=False) for a, b in zip(first.paths, second.paths, strict=True))
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temporary files left
+    if fmt == "mbox":  # mboxrd: a body line starting "From " is quoted
+        assert b"\nDear Alex Smith\n>From November 1, 2026\n\n" in first.paths[0].read_bytes()
+    if fmt == "zip":
+        names = zipfile.ZipFile(first.paths[0]).namelist()
+        assert names == ["letters/C1.txt", "letters/C2.txt", "letters/C3.txt", "letters/C4.txt"]
+
+
+# --- golden letters ----------------------------------------------------------------------------------
+
+GOLDEN_TEMPLATES = {
+    "winback.txt.j2": """\
+        {{ customer|salutation }},
+
+        since {{ customer.first_purchase_date|date }} you have spent {{ customer.monetary|money('USD') }}.
+        {% for r in recommendations %}- {{ r.name }} ({{ r.color }}), {{ r.price|money('USD') }}
+        {% endfor %}Use {{ offer }} by {{ as_of|date }}.
+        {{ sender.name }}
+    """,
+    "winback.pl.txt.j2": """\
+        {{ customer|salutation }},
+
+        od {{ customer.first_purchase_date|date }} wydał Pan u nas {{ customer.monetary|money }}
+        ({{ customer.frequency }} {{ customer.frequency|plural('zamówienie', 'zamówienia', 'zamówień') }}).
+        {% for r in recommendations %}- {{ r.name }}{% if r.color %} ({{ r.color }}){% endif %}, {{ r.price|money }}
+        {% endfor %}Kod {{ offer }} do {{ as_of|date }}.
+        {{ sender.name }}
+    """,
+    "winback.cs.txt.j2": """\
+        {{ customer|salutation }},
+
+        od {{ customer.first_purchase_date|date }} jste u nás utratila {{ customer.monetary|money('CZK') }}.
+        {% for r in recommendations %}- {{ r.name }}, {{ r.price|money('CZK') }}
+        {% endfor %}Kód {{ offer }} platí do {{ as_of|date('short') }}.
+    """,
+    "winback.ru.txt.j2": """\
+        {{ customer|salutation }}!
+
+        С {{ customer.first_purchase_date|date }} вы потратили {{ customer.monetary|money('RUB') }}.
+        {{ 5|plural(one='балл', few='балла', many='баллов') }}
+    """,
+}
+
+
+def test_golden_letters(tmp_path: Path) -> None:
+    config = 'locale = "en"\ncurrency = "PLN"\n[sender]\nname = "Sklep Łódź"\nemail = "shop@example.com"\n'
+    ws = make_ws(tmp_path, GOLDEN_TEMPLATES, config)
+    out = tmp_path / "out"
+    files = render_letters(make_db(tmp_path), ws, job("files"), out)
+    mbox = render_letters(make_db(tmp_path), ws, job("mbox"), out)
+    produced = {p.name: p.read_bytes() for p in [*files.paths, *mbox.paths]}
+    assert sorted(produced) == ["C1.txt", "C2.txt", "C3.txt", "C4.txt", "letters.mbox"]
+    if REGEN:
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        for name, data in produced.items():
+            (GOLDEN / name).write_bytes(data)
+    assert {name: (GOLDEN / name).read_bytes() for name in produced} == produced
