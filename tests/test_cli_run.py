@@ -107,7 +107,7 @@ def test_run_writes_the_hand_computed_list_waterfall_and_letters(shop: Path) -> 
     assert (folder / "targets.csv").read_text() == textwrap.dedent("""\
         customer_id,campaign,cell,offer,channel,email,first_name,last_name,language
         0001,lapsed,vip,VIP20,email,anna@example.pl,Anna,Kowalska,pl
-        0002,lapsed,vip,VIP20,email,  JAN@Example.PL ,Jan,Nowak,pl
+        0002,lapsed,vip,VIP20,email,JAN@Example.PL,Jan,Nowak,pl
         0003,lapsed,standard,STD10,email,petr@example.cz,Petr,Novák,cs
         0005,lapsed,standard,STD10,email,john@example.com,John,Smith,en
         """)
@@ -225,3 +225,37 @@ def test_json_error_document(shop: Path) -> None:
         "exit_code": 1,
         "error": "queries/nope.toml: no campaign named 'nope'",
     }
+
+
+def _history(shop: Path) -> list[str]:
+    with duckdb.connect(str(shop / "crmlist.duckdb"), read_only=True) as con:
+        return [r[0] for r in con.execute("SELECT customer_id FROM contact_history ORDER BY 1").fetchall()]
+
+
+def test_partial_run_exits_3_and_resume_completes_it(shop: Path) -> None:
+    czech = shop / "templates" / "lapsed.cs.txt.j2"
+    czech.write_text("{{ customer.first_name }} {{ nonexistent.value }}\n", encoding="utf-8")
+    done = crmlist("run", "lapsed", "--out", "out", "--as-of", "2026-11-01", "--json", cwd=shop)
+    assert done.returncode == 3, done.stderr
+    folder = Path(json.loads(done.stdout)["paths"]["lapsed"])
+    assert (folder / "failed.csv").read_text() == (
+        "customer_id,template,line,error\n0003,lapsed.cs.txt.j2,1,UndefinedError: 'nonexistent' is undefined\n"
+    )
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "partial"
+    assert _history(shop) == ["0001", "0002", "0005"]
+    czech.write_text("Dobrý den {{ customer.first_name }}\n", encoding="utf-8")
+    resumed = crmlist("letters", "lapsed", "--resume", folder.name, cwd=shop)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (folder / "letters" / "0003.txt").read_text() == "Dobrý den Petr"
+    assert not (folder / "failed.csv").exists()
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "complete"
+    assert _history(shop) == ["0001", "0002", "0003", "0005"]
+
+
+def test_every_letter_failing_records_nothing_and_exits_1(shop: Path) -> None:
+    (shop / "templates" / "lapsed.txt.j2").write_text("{{ nonexistent.value }}", encoding="utf-8")
+    done = crmlist("run", "lapsed", "--out", "out", "--as-of", "2026-11-01", cwd=shop)
+    assert done.returncode == 1
+    assert done.stderr.startswith("crmlist: error: queries/lapsed.toml: every letter failed (4); nothing was recorded")
+    assert list((shop / "out" / "lapsed").iterdir()) == []
+    assert _history(shop) == []

@@ -66,7 +66,7 @@ def run_campaign(
     letters_format: str = "files",
 ) -> RunResult:
     """Evaluate, write the run folder, record contact history and the runs row, rename into place."""
-    out_root = out_root or ws.out_dir
+    out_root = (out_root or ws.out_dir).resolve()  # runs.out_dir must not depend on the current folder
     recover(con, out_root)
     campaign = load_campaign(ws, name)
     as_of = resolve_as_of(campaign, as_of)
@@ -84,7 +84,7 @@ def run_campaign(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _swap_into_place(tmp, final)
+    swap_into_place(tmp, final)
     return result
 
 
@@ -196,7 +196,7 @@ def _record(con: duckdb.DuckDBPyConnection, selection: Selection, run_id: str, f
         raise
 
 
-def _swap_into_place(tmp: Path, final: Path) -> None:
+def swap_into_place(tmp: Path, final: Path) -> None:
     """Rename the finished folder into place; an older folder of the same run is moved aside first."""
     aside = final.with_name(f".{final.name}.old-{os.getpid()}")
     try:
@@ -216,9 +216,8 @@ def recover(con: duckdb.DuckDBPyConnection, out_root: Path) -> list[str]:
     for tmp in sorted(out_root.glob("*/.*.tmp-*")):
         run_id = tmp.name[1:].rsplit(".tmp-", 1)[0]
         final = tmp.with_name(run_id)
-        row = con.execute("SELECT out_dir FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        if (tmp / "manifest.json").is_file() and row and Path(row[0]) == final:
-            _swap_into_place(tmp, final)
+        if _committed(con, tmp, run_id, final):
+            swap_into_place(tmp, final)
             actions.append(f"rolled forward {final}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -226,3 +225,16 @@ def recover(con: duckdb.DuckDBPyConnection, out_root: Path) -> list[str]:
     for old in out_root.glob("*/.*.old-*"):
         shutil.rmtree(old, ignore_errors=True)
     return actions
+
+
+def _committed(con: duckdb.DuckDBPyConnection, tmp: Path, run_id: str, final: Path) -> bool:
+    """A temp folder is committed when its manifest's counts are the ones recorded for its run."""
+    manifest = tmp / "manifest.json"
+    row = con.execute("SELECT out_dir, counts FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if not manifest.is_file() or row is None or Path(row[0]) != final:
+        return False
+    try:
+        counts = json.loads(manifest.read_text(encoding="utf-8")).get("counts")
+    except (OSError, ValueError):
+        return False
+    return bool(counts == json.loads(row[1] or "null"))

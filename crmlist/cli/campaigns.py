@@ -21,8 +21,8 @@ from crmlist.cli.options import (
 )
 from crmlist.cli.output import Printer, stdout_console
 from crmlist.cli.render import show_preview, show_run
-from crmlist.errors import EXIT_ERROR, EXIT_PARTIAL, MultipleErrors
-from crmlist.workspace import parse_as_of
+from crmlist.errors import EXIT_ERROR, EXIT_PARTIAL, MultipleErrors, UsageError
+from crmlist.workspace import Workspace, parse_as_of
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign name: the stem of queries/NAME.toml.")]
 
@@ -217,7 +217,10 @@ def export(
 def letters(
     ctx: typer.Context,
     name: CampaignArg,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the letters.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the letters.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Render only the letters missing from this recorded run.")
+    ] = None,
     as_of: AsOfOpt = None,
     letters_format: LettersFormatOpt = "files",
     workspace: WorkspaceOpt = None,
@@ -228,23 +231,43 @@ def letters(
 ) -> None:
     """Render the letters of the campaign's current targets into a folder; records nothing.
 
+    With --resume RUN_ID, render the letters a recorded run could not write (see its failed.csv) into
+    that run's folder and record them.
+
     Example: crmlist letters winback --out proofs
     """
+    ws = workspace_from(ctx, workspace, db)
+    printer = Printer(quiet, json_)
+    if resume:
+        from crmlist.campaign.resume import resume_letters
+
+        with store.writer(ws.db_path, f"letters --resume {resume}", wait=wait) as con:
+            run_result = resume_letters(con, ws, resume)
+        show_run(printer, run_result)
+        printer.result("letters", run_id=resume, counts=run_result.counts, paths={"run": str(run_result.folder)})
+        if run_result.status == "partial":
+            raise typer.Exit(EXIT_PARTIAL)
+        return
+    if out is None:
+        raise UsageError("letters", "--out is required (or --resume RUN_ID)", "pass --out DIR")
+    written, failed = _proof_letters(ws, name, out, as_of, letters_format, wait)
+    printer.notice(f"{name}: {written} letters written to {out}, {failed} failed")
+    printer.result("letters", counts={"letters": written, "failed": failed}, paths={"out": str(out)})
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL if written else EXIT_ERROR)
+
+
+def _proof_letters(
+    ws: Workspace, name: str, out: Path, as_of: str | None, letters_format: str, wait: float
+) -> tuple[int, int]:
     from crmlist.campaign.evaluate import evaluate, resolve_as_of
     from crmlist.campaign.model import load_campaign
     from crmlist.campaign.runner import prepare_letter_targets
     from crmlist.letters import LetterJob, render_letters
 
-    ws = workspace_from(ctx, workspace, db)
     with store.reader(ws.db_path, "letters", wait=wait) as con:
         campaign = load_campaign(ws, name)
         selection = evaluate(con, ws, campaign, resolve_as_of(campaign, parse_as_of(as_of) if as_of else None))
         prepare_letter_targets(con, selection)
         result = render_letters(con, ws, LetterJob(name, selection.as_of, letters_format), out)
-    printer = Printer(quiet, json_)
-    printer.notice(f"{name}: {len(result.written)} letters written to {out}, {len(result.failed)} failed")
-    printer.result(
-        "letters", counts={"letters": len(result.written), "failed": len(result.failed)}, paths={"out": str(out)}
-    )
-    if result.failed:
-        raise typer.Exit(EXIT_PARTIAL if result.written else EXIT_ERROR)
+    return len(result.written), len(result.failed)

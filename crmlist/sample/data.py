@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+# The demo's as-of; every date hangs off it (never off today) so the files never change.
 AS_OF = dt.date(2026, 11, 1)
 FIRST_ORDER_DAY = AS_OF - dt.timedelta(days=3 * 365)
 CENT = Decimal("0.01")
