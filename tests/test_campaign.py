@@ -285,3 +285,67 @@ def test_statements_and_subqueries_are_refused(make_ws: Callable[..., Workspace]
         run(con, ws, "b")
     with pytest.raises(BadInputError, match=r"function hash\(\) is not allowed"):
         run(con, ws, "h")
+
+
+def test_in_list_reads_ids_as_text(make_ws: Callable[..., Workspace], con, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": "[audience]\nwhere = [\"in_list('seeds.csv')\"]\n"})
+    (tmp_path / "seeds.csv").write_text("customer_id,note\n007,x\n9,y\n", encoding="utf-8")
+    customers(con, [("007", "a@x", True), ("7", "b@x", True), ("9", "c@x", True)])
+    assert targets(con, run(con, ws)) == [("007", "all"), ("9", "all")]
+
+
+def test_in_list_missing_file_names_it(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": "[audience]\nwhere = [\"in_list('nope.csv')\"]\n"})
+    with pytest.raises(BadInputError) as err:
+        run(con, ws)
+    assert err.value.message == "queries/c.toml: audience.where[0]: in_list() cannot read nope.csv"
+
+
+def test_not_contacted_and_min_amount(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(
+        queries={
+            "c.toml": """
+        [audience]
+        where = ["not_contacted(days => 30)", "bought(category => 'tv', min_amount => 100)"]
+    """
+        }
+    )
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", True)])
+    purchases(
+        con,
+        [
+            ("a", "1", "2026-01-01", 60, "tv"),
+            ("b", "1", "2026-02-01", 40, "tv"),
+            ("c", "2", "2026-01-01", 99.99, "tv"),
+            ("d", "3", "2026-01-01", 500, "tv"),
+        ],
+    )
+    con.execute(
+        "INSERT INTO contact_history (run_id, campaign, customer_id, is_control, as_of) "
+        "VALUES ('r', 'x', '3', FALSE, '2026-10-15')"
+    )
+    assert targets(con, run(con, ws)) == [("1", "all")]
+
+
+def test_global_control_removes_the_same_share_from_every_campaign(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(config='[control]\nglobal_percent = 20\nglobal_salt = "g"\n', queries={"c.toml": ""})
+    ids = [f"{i:04d}" for i in range(200)]
+    customers(con, [(i, f"{i}@x", True) for i in ids])
+    selection = run(con, ws)
+    held = {i for i in ids if _bucket("g", i) < 2000}
+    assert sorted(c for c, _ in targets(con, selection)) == sorted(set(ids) - held)
+    assert selection.waterfall[1].step == "global control" and selection.waterfall[1].removed == len(held)
+
+
+def test_views_are_joined_on_customer_id(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(
+        queries={
+            "rfm.sql": "-- description: a score\nSELECT customer_id, frequency * 10 AS score FROM customer_facts\n",
+            "c.toml": 'columns = ["score"]\n[audience]\nwhere = ["score >= 10"]\n',
+        }
+    )
+    customers(con, [("1", "a@x", True), ("2", "b@x", True)])
+    purchases(con, [("a", "1", "2026-01-01", 5, None)])
+    selection = run(con, ws)
+    sql, params = list_query(selection)
+    assert con.execute(sql, params).fetchall() == [("1", "c", "all", None, "email", "a@x", None, None, None, 10)]

@@ -77,9 +77,8 @@ def test_wait_waits_for_the_holder(tmp_path: Path) -> None:
 
 def test_reader_is_read_only_and_needs_a_database(tmp_path: Path) -> None:
     db = tmp_path / "crm.duckdb"
-    with pytest.raises(MissingInputError):
-        with store.reader(db, "status"):
-            pass
+    with pytest.raises(MissingInputError), store.reader(db, "status"):
+        pass
     with store.writer(db, "init"):
         pass
     with store.reader(db, "status") as con, pytest.raises(duckdb.Error):

@@ -64,7 +64,7 @@ def _check_expressions(con: duckdb.DuckDBPyConnection, campaign: Campaign, catal
     problems: list[CrmlistError] = []
     for key, text in _expressions(campaign):
         views: set[str] = set()
-        expander = HelperExpander()
+        expander = HelperExpander(campaign.path.parent.parent)
         try:
             tree = resolve_columns(parse_condition(text, where, key), catalog, where, key, views)
             tree = expander.expand(tree, where, key)

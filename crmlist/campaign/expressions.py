@@ -39,6 +39,7 @@ FORBIDDEN_FUNCTIONS = {
 HELPERS = {
     "bought": {"category", "product", "within_days", "min_amount"},
     "not_contacted": {"days"},
+    "in_list": {"path"},
 }
 
 

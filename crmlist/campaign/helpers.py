@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Any
 
 import sqlglot
@@ -38,8 +40,9 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 class HelperExpander:
     """Replaces helper calls in rule expressions, collecting their values as bound parameters."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.params: dict[str, Any] = {}
+        self.root = root or Path.cwd()  # in_list() files are relative to the workspace
 
     def expand(self, tree: exp.Expr, where: str, key: str) -> exp.Expr:
         def visit(node: exp.Expr) -> exp.Expr:
@@ -51,6 +54,8 @@ class HelperExpander:
 
     def _expand_call(self, node: exp.Anonymous, where: str, key: str) -> exp.Expr:
         name = str(node.this).lower()
+        if name == "in_list":
+            return self._in_list(node, where, key)
         args = self._arguments(node, name, where, key)
         if name == "bought":
             return self._bought(args)
@@ -100,7 +105,7 @@ class HelperExpander:
                 query = query.where(self._param(sqlglot.parse_one(snippet, read=DIALECT), args[arg]))
         if "min_amount" in args:
             having = self._param(
-                sqlglot.parse_one("sum(pu.amount) >= CAST($value AS DECIMAL(18,2))"), str(args["min_amount"])
+                sqlglot.parse_one("sum(pu.amount) >= CAST($value AS DECIMAL(18,2))", read=DIALECT), str(args["min_amount"])
             )
             query = query.group_by("pu.customer_id").having(having)
         return exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
@@ -116,6 +121,36 @@ class HelperExpander:
         )
         inside = exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
         return exp.Not(this=exp.Paren(this=inside))
+
+    def _in_list(self, node: exp.Anonymous, where: str, key: str) -> exp.Expr:
+        """in_list('seed.csv'): customers whose id is in the file's customer_id column (else its first)."""
+        args = node.expressions
+        if len(args) != 1 or not isinstance(args[0], exp.Literal) or not args[0].is_string:
+            raise ExpressionError(where, f"{key}: in_list() takes one file name", "write in_list('seeds.csv')")
+        path = (self.root / args[0].this).resolve()
+        column = _id_column(path, where, key)
+        index = len(self.params)
+        self.params[f"h{index}"] = str(path)
+        query = sqlglot.parse_one(
+            f"SELECT CAST({exp.to_identifier(column, quoted=True).sql(DIALECT)} AS VARCHAR) "
+            f"FROM read_csv($h{index}, all_varchar = TRUE, header = TRUE)",
+            read=DIALECT,
+        )
+        return exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
+
+
+def _id_column(path: Path, where: str, key: str) -> str:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        raise ExpressionError(
+            where, f"{key}: in_list() cannot read {path.name}", "give a UTF-8 CSV file relative to the workspace"
+        ) from None
+    if not header:
+        raise ExpressionError(where, f"{key}: in_list() file {path.name} is empty", "add a customer_id header")
+    names = [h.strip() for h in header]
+    return "customer_id" if "customer_id" in names else names[0]
 
 
 def _number(text: str) -> int | float | str:

@@ -53,6 +53,23 @@ def campaigns(ctx: typer.Context, workspace: WorkspaceOpt = None, db: DbOpt = No
 
 
 @app.command()
+def views(ctx: typer.Context, workspace: WorkspaceOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+    """List the views (queries/*.sql) with their descriptions, in the order they are built.
+
+    Example: crmlist views
+    """
+    from crmlist.campaign.views import discover_views
+
+    ws = workspace_from(ctx, workspace, db)
+    rows = [{"view": v.name, "description": v.description, "uses": sorted(v.depends_on)} for v in discover_views(ws)]
+    if json_:
+        Printer(as_json=True).result("views", views=rows, counts={"views": len(rows)})
+        return
+    for row in rows:
+        stdout_console().print(f"{row['view']}\t{row['description']}", markup=False)
+
+
+@app.command()
 def check(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Campaigns to check (default: all).")] = None,
