@@ -23,6 +23,8 @@ from crmlist.errors import BadInputError
 from crmlist.workspace import Workspace
 
 RESULT_TABLE = "crm_result"
+# The facts the campaign needs, materialised once per evaluation from the customer_facts view.
+FACTS_TABLE = "crm_facts"
 
 # Channel -> (consent flag, usable-contact condition, dedupe keys in the order they are applied).
 CONTACT = {
@@ -71,6 +73,7 @@ class Compiled:
     params: dict[str, Any]
     steps: list[str]  # waterfall step names: stage code i+1 is steps[i]; the last one is the control split
     views: list[str] = field(default_factory=list)
+    facts_columns: set[str] = field(default_factory=set)  # the facts columns the query reads
 
     @property
     def dedupe_stage(self) -> int:
@@ -169,7 +172,14 @@ def compile_campaign(campaign: Campaign, catalog: Catalog, ws: Workspace, exclud
         views=sorted(views),
     )
     used = [k for k in params if f"${k}" in sql]
-    return Compiled(sql=sql, params={k: params[k] for k in used} | expander.params, steps=steps, views=sorted(views))
+    read = {c.name for c in _parse(sql.split(" AS ", 1)[1]).find_all(exp.Column) if c.table == FACTS_ALIAS}
+    return Compiled(
+        sql=sql,
+        params={k: params[k] for k in used} | expander.params,
+        steps=steps,
+        views=sorted(views),
+        facts_columns=read,
+    )
 
 
 def _parse(sql: str) -> exp.Expr:
@@ -187,7 +197,7 @@ def _assemble(**parts: Any) -> str:
     )
     keys = parts["dedupe_keys"]
     key_cols = ", ".join(f"{key} AS _k{i}" for i, key in enumerate(keys))
-    base = _parse(f"SELECT f.customer_id, f.monetary AS _monetary, {key_cols} FROM customer_facts AS f{joins}")
+    base = _parse(f"SELECT f.customer_id, f.monetary AS _monetary, {key_cols} FROM {FACTS_TABLE} AS f{joins}")
     assert isinstance(base, exp.Select)
     base = base.select(
         exp.alias_(parts["stage_case"], "_stage"),

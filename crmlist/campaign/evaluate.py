@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
-from crmlist.campaign.compiler import CONTACT_FIELDS, RESULT_TABLE, Compiled, compile_campaign
+from crmlist.campaign.compiler import CONTACT_FIELDS, FACTS_TABLE, RESULT_TABLE, Compiled, compile_campaign
 from crmlist.campaign.expressions import Catalog
 from crmlist.campaign.model import Campaign
 from crmlist.campaign.views import FACTS, prepare_session
@@ -20,6 +21,26 @@ SELECTED_TABLE = "crm_selected"
 CELLS_TABLE = "crm_cells"
 LIST_HEAD = ["customer_id", "campaign", "cell", "offer", "channel"]
 LIST_NAMES = ["first_name", "last_name", "language"]
+# Facts every evaluation reads: keys, contact fields and flags, and what the list shows.
+BASE_COLUMNS = {
+    "customer_id",
+    "monetary",
+    "email",
+    "phone",
+    "street",
+    "postal_code",
+    "city",
+    "country",
+    "household_id",
+    "email_key",
+    "phone_key",
+    "address_key",
+    "email_opt_in",
+    "sms_opt_in",
+    "mail_opt_in",
+    "phone_opt_in",
+    *LIST_NAMES,
+}
 
 
 @dataclass(frozen=True)
@@ -94,11 +115,23 @@ def evaluate(
     campaign: Campaign,
     as_of: dt.date,
     exclude_run: str | None = None,
+    columns: Iterable[str] | None = None,
 ) -> Selection:
-    """Run the compiled campaign once and derive the waterfall, cell counts and the selected rows."""
+    """Run the compiled campaign once and derive the waterfall, cell counts and the selected rows.
+
+    `columns`: the facts the caller needs beyond the list's (None: every fact, as letters need).
+    Only the facts needed are computed, once, into crm_facts.
+    """
     views = prepare_session(con, ws, as_of)
     catalog = build_catalog(con, [v.name for v in views])
     compiled = compile_campaign(campaign, catalog, ws, exclude_run=exclude_run)
+    if columns is None:
+        needed = list(catalog.facts)
+    else:
+        wanted = BASE_COLUMNS | compiled.facts_columns | set(campaign.columns) | set(columns)
+        needed = [c for c in catalog.facts if c in wanted]
+    select = ", ".join(f'"{c}"' for c in needed)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {FACTS_TABLE} AS SELECT {select} FROM customer_facts")
     _execute(con, campaign, compiled.sql, compiled.params)
     rows = con.execute(f"SELECT stage, cell, count(*) FROM {RESULT_TABLE} GROUP BY ALL").fetchall()
     by_stage: dict[int, int] = {}
@@ -166,7 +199,7 @@ def _select(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
         f"c.name AS crm_cell, c.offer AS crm_offer, c.template AS crm_cell_template, "
         f"r.cell AS crm_cell_idx, r.rank AS crm_rank, "
         f"f.*{extra_cols} FROM {RESULT_TABLE} AS r JOIN {CELLS_TABLE} AS c ON c.idx = r.cell "
-        f"JOIN customer_facts AS f ON f.customer_id = r.customer_id{joins} "
+        f"JOIN {FACTS_TABLE} AS f ON f.customer_id = r.customer_id{joins} "
         f"WHERE r.stage IN (0, {selection.compiled.control_stage}) ORDER BY r.cell, r.rank, f.customer_id"
     )
 

@@ -105,7 +105,8 @@ class HelperExpander:
                 query = query.where(self._param(sqlglot.parse_one(snippet, read=DIALECT), args[arg]))
         if "min_amount" in args:
             having = self._param(
-                sqlglot.parse_one("sum(pu.amount) >= CAST($value AS DECIMAL(18,2))", read=DIALECT), str(args["min_amount"])
+                sqlglot.parse_one("sum(pu.amount) >= CAST($value AS DECIMAL(18,2))", read=DIALECT),
+                str(args["min_amount"]),
             )
             query = query.group_by("pu.customer_id").having(having)
         return exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))

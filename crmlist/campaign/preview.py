@@ -49,7 +49,7 @@ def preview_campaign(
 ) -> Preview:
     """Evaluate the campaign in this (read-only) session and compare it with its last run."""
     campaign = load_campaign(ws, name)
-    selection = evaluate(con, ws, campaign, resolve_as_of(campaign, as_of))
+    selection = evaluate(con, ws, campaign, resolve_as_of(campaign, as_of), columns=SAMPLE_COLUMNS)
     if show_personal:
         columns = [c for c in list_columns(selection) if c not in {"campaign", "channel", "cell", "offer"}]
         columns = ["customer_id", "crm_cell", "crm_offer", *[c for c in columns if c != "customer_id"]]

@@ -19,6 +19,7 @@ from crmlist.campaign.model import Campaign, load_campaign
 from crmlist.campaign.views import discover_views
 from crmlist.errors import CrmlistError, OutputError
 from crmlist.outputs import sha256_file, write_json, write_query, write_rows_csv
+from crmlist.testing_hooks import pause_point
 from crmlist.workspace import CONFIG_NAME, Workspace
 
 
@@ -78,11 +79,18 @@ def run_campaign(
     selection = evaluate(con, ws, campaign, as_of, exclude_run=run_id if rerun else None)
     final = out_root / name / run_id
     tmp = final.with_name(f".{run_id}.tmp-{os.getpid()}")
+    committed = False
     try:
         result = _write_run(con, ws, selection, run_id, tmp, final, letters_format)
+        pause_point("run:after-manifest")
         _record(con, selection, run_id, final, result)
+        committed = True
+        pause_point("run:after-commit")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if committed:  # stopped (SIGTERM, Ctrl-C) after the history was recorded: its folder lands too
+            swap_into_place(tmp, final)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     swap_into_place(tmp, final)
     return result
@@ -137,6 +145,7 @@ def _write_run(
         "files": files,
         "letters_format": letters_format,
     }
+    pause_point("run:before-manifest")
     write_json(tmp / "manifest.json", manifest)
     failed_ids = [f.customer_id for f in letters.failed]
     return RunResult(run_id, campaign.name, selection.as_of, final, status, counts, len(failed_ids), True, failed_ids)
@@ -214,6 +223,8 @@ def recover(con: duckdb.DuckDBPyConnection, out_root: Path) -> list[str]:
     if not out_root.is_dir():
         return actions
     for tmp in sorted(out_root.glob("*/.*.tmp-*")):
+        if not tmp.is_dir():  # a file's temp copy (an export into the out folder) is not a run
+            continue
         run_id = tmp.name[1:].rsplit(".tmp-", 1)[0]
         final = tmp.with_name(run_id)
         if _committed(con, tmp, run_id, final):

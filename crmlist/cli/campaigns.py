@@ -20,7 +20,6 @@ from crmlist.cli.options import (
     WorkspaceOpt,
 )
 from crmlist.cli.output import Printer, stdout_console
-from crmlist.cli.render import show_preview, show_run
 from crmlist.errors import EXIT_ERROR, EXIT_PARTIAL, MultipleErrors, UsageError
 from crmlist.workspace import Workspace, parse_as_of
 
@@ -145,6 +144,8 @@ def preview(
         },
     )
     if not (quiet or json_):
+        from crmlist.cli.render import show_preview
+
         show_preview(result)
 
 
@@ -167,6 +168,7 @@ def run(
     Example: crmlist run winback --out out --as-of 2026-11-01
     """
     from crmlist.campaign.runner import run_campaign
+    from crmlist.cli.render import show_run
 
     ws = workspace_from(ctx, workspace, db)
     printer = Printer(quiet, json_)
@@ -215,7 +217,8 @@ def export(
     kind = format_from_path(output if output != "-" else "", fmt)
     with store.reader(ws.db_path, "export", wait=wait) as con:
         campaign = load_campaign(ws, name)
-        selection = evaluate(con, ws, campaign, resolve_as_of(campaign, parse_as_of(as_of) if as_of else None))
+        as_of_date = resolve_as_of(campaign, parse_as_of(as_of) if as_of else None)
+        selection = evaluate(con, ws, campaign, as_of_date, columns=())
         sql, params = list_query(selection, control=control)
         if output == "-":
             with tempfile.TemporaryDirectory(prefix="crmlist-") as tmp:
@@ -257,6 +260,7 @@ def letters(
     printer = Printer(quiet, json_)
     if resume:
         from crmlist.campaign.resume import resume_letters
+        from crmlist.cli.render import show_run
 
         with store.writer(ws.db_path, f"letters --resume {resume}", wait=wait) as con:
             run_result = resume_letters(con, ws, resume)
