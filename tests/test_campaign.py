@@ -349,3 +349,22 @@ def test_views_are_joined_on_customer_id(make_ws: Callable[..., Workspace], con)
     selection = run(con, ws)
     sql, params = list_query(selection)
     assert con.execute(sql, params).fetchall() == [("1", "c", "all", None, "email", "a@x", None, None, None, 10)]
+
+
+def test_contact_facts_count_non_control_contacts_up_to_as_of(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": '[audience]\nwhere = ["contacts_90 >= 2 OR last_contacted_at IS NULL"]\n'})
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", True)])
+    con.executemany(
+        "INSERT INTO contact_history (run_id, campaign, customer_id, is_control, as_of) VALUES (?, ?, ?, ?, ?)",
+        [
+            ("r1", "x", "1", False, "2026-10-01"),
+            ("r2", "y", "1", False, "2026-08-04"),  # 89 days back: inside
+            ("r1", "x", "2", False, "2026-10-01"),
+            ("r3", "y", "2", False, "2026-08-03"),  # 90 days back: outside
+            ("r1", "x", "3", True, "2026-10-01"),
+            ("r4", "z", "3", False, "2026-11-02"),
+        ],  # control; after as-of
+    )
+    assert targets(con, run(con, ws)) == [("1", "all"), ("3", "all")]
+    facts = con.execute("SELECT customer_id, last_contacted_at, contacts_90 FROM crm_facts ORDER BY 1").fetchall()
+    assert facts == [("1", dt.date(2026, 10, 1), 2), ("2", dt.date(2026, 10, 1), 1), ("3", None, 0)]

@@ -122,7 +122,7 @@ def evaluate(
     `columns`: the facts the caller needs beyond the list's (None: every fact, as letters need).
     Only the facts needed are computed, once, into crm_facts.
     """
-    views = prepare_session(con, ws, as_of)
+    views = prepare_session(con, ws, as_of, exclude_run)
     catalog = build_catalog(con, [v.name for v in views])
     compiled = compile_campaign(campaign, catalog, ws, exclude_run=exclude_run)
     if columns is None:

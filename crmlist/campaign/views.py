@@ -88,9 +88,15 @@ def _first_error(exc: sqlglot.errors.ParseError) -> str:
     return str(exc).splitlines()[0]
 
 
-def prepare_session(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.date) -> list[View]:
+def prepare_session(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.date, exclude_run: str | None = None
+) -> list[View]:
     """Create run_params and every view as TEMP objects, so read-only connections can use them too."""
-    con.execute("CREATE OR REPLACE TEMP TABLE run_params AS SELECT CAST($as_of AS DATE) AS as_of", {"as_of": as_of})
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE run_params AS SELECT CAST($as_of AS DATE) AS as_of, "
+        "CAST($exclude_run AS VARCHAR) AS exclude_run",
+        {"as_of": as_of, "exclude_run": exclude_run or ""},
+    )
     views = discover_views(ws)
     for view in views:
         try:

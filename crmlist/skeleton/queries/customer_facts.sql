@@ -1,5 +1,6 @@
 -- description: One row per customer: every customer column plus purchase facts as of the run's as-of date.
--- run_params is a one-row table crmlist creates for each session: as_of (DATE).
+-- run_params is a one-row table crmlist creates for each session: as_of (DATE) and exclude_run (the run
+-- being recomputed by --rerun, whose own contacts must not count; '' otherwise).
 WITH bought AS (
     SELECT
         pu.customer_id,
@@ -25,6 +26,16 @@ agg AS (
     FROM bought AS b
     CROSS JOIN run_params AS rp
     GROUP BY b.customer_id
+),
+contacted AS (
+    SELECT
+        ch.customer_id,
+        max(ch.as_of) AS last_contacted_at,
+        count(*) FILTER (WHERE ch.as_of > rp.as_of - 90) AS contacts_90
+    FROM contact_history AS ch
+    CROSS JOIN run_params AS rp
+    WHERE NOT ch.is_control AND ch.as_of <= rp.as_of AND ch.run_id IS DISTINCT FROM rp.exclude_run
+    GROUP BY ch.customer_id
 )
 SELECT
     c.*,
@@ -42,7 +53,10 @@ SELECT
     a.last_purchase_date,
     rp.as_of - c.signup_date AS tenure_days,
     date_sub('year', c.birth_date, rp.as_of) AS age,
-    coalesce(a.categories, CAST([] AS VARCHAR[])) AS categories
+    coalesce(a.categories, CAST([] AS VARCHAR[])) AS categories,
+    k.last_contacted_at,
+    coalesce(k.contacts_90, 0) AS contacts_90
 FROM customers AS c
 CROSS JOIN run_params AS rp
 LEFT JOIN agg AS a ON a.customer_id = c.customer_id
+LEFT JOIN contacted AS k ON k.customer_id = c.customer_id
