@@ -20,6 +20,7 @@ _API = {
     "run_campaign": "crmlist.campaign.runner",
     "render_letters": "crmlist.letters",
     "open_workspace": "crmlist.workspace",
+    "report_campaign": "crmlist.report",
 }
 __all__ = [*_API, "__version__"]
 

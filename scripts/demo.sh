@@ -17,6 +17,9 @@ echo "== preview of the win-back campaign"
 crmlist preview winback --as-of "$AS_OF"
 echo "== running every campaign as of $AS_OF"
 crmlist run digital_tv briefcase_crosssell winback --out out/demo --as-of "$AS_OF"
+echo "== closing the loop: responses to the win-back mailing, measured against its control group"
+crmlist load responses sample_data/responses.csv
+crmlist report winback --format table
 end=$(date +%s%N)
 echo
 echo "Done in $(( (end - start) / 1000000 )) ms. Lists and letters:"

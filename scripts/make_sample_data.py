@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crmlist.sample import write_sample_data
+from crmlist.sample.responses import write_sample_responses
 
 
 def main(argv: list[str]) -> int:
@@ -17,6 +18,8 @@ def main(argv: list[str]) -> int:
         return 2
     for name, rows in write_sample_data(Path(argv[0])).items():
         print(f"{argv[0]}/{name}: {rows} rows", file=sys.stderr)
+    # Responses answer the demo's win-back run, so they are made from the files just written.
+    print(f"{argv[0]}/responses.csv: {write_sample_responses(Path(argv[0]))} rows", file=sys.stderr)
     return 0
 
 

@@ -368,3 +368,24 @@ def test_contact_facts_count_non_control_contacts_up_to_as_of(make_ws: Callable[
     assert targets(con, run(con, ws)) == [("1", "all"), ("3", "all")]
     facts = con.execute("SELECT customer_id, last_contacted_at, contacts_90 FROM crm_facts ORDER BY 1").fetchall()
     assert facts == [("1", dt.date(2026, 10, 1), 2), ("2", dt.date(2026, 10, 1), 1), ("3", None, 0)]
+
+
+def test_responded_counts_own_and_blank_campaign_responses(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    ws = make_ws(queries={"c.toml": "[audience]\nwhere = [\"responded(campaign => 'wb', days => 60)\"]\n"})
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", True), ("4", "d@x", True)])
+    con.executemany(
+        "INSERT INTO contact_history (run_id, campaign, customer_id, is_control, as_of) VALUES (?, ?, ?, ?, ?)",
+        [("r", "wb", "2", False, "2026-10-01"), ("r", "wb", "3", True, "2026-10-01")],
+    )
+    con.executemany(
+        "INSERT INTO responses (customer_id, responded_at, campaign) VALUES (?, ?, ?)",
+        [
+            ("1", "2026-10-10", "wb"),
+            ("2", "2026-10-10", None),
+            ("3", "2026-10-10", ""),
+            ("4", "2026-10-10", "other"),
+            ("1", "2026-08-01", "wb"),
+        ],
+    )
+    # 1: its own response; 2: blank campaign, a target of wb; 3: blank but a control; 4: another campaign's.
+    assert targets(con, run(con, ws)) == [("1", "all"), ("2", "all")]

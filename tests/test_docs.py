@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from crmlist.cli import admin, campaigns, data  # noqa: F401  (commands register on import)
+from crmlist.cli import admin, campaigns, data, report  # noqa: F401  (commands register on import)
 from crmlist.cli.app import app
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")

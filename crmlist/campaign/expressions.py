@@ -40,6 +40,7 @@ HELPERS = {
     "bought": {"category", "product", "within_days", "min_amount"},
     "not_contacted": {"days"},
     "in_list": {"path"},
+    "responded": {"campaign", "days"},
 }
 
 

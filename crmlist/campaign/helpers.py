@@ -23,6 +23,20 @@ CROSS JOIN run_params AS rp
 WHERE NOT ch.is_control AND ch.as_of <= rp.as_of AND ch.customer_id IS NOT NULL
   AND ch.as_of > rp.as_of - CAST($days AS INTEGER) AND ch.run_id IS DISTINCT FROM $exclude_run
 """
+# A responses row in (as-of - N, as-of] that belongs to the campaign: its campaign names it, or it is blank
+# and the customer was a target of the campaign at most N days before responding.
+_RESPONDED = """
+SELECT r.customer_id FROM responses AS r
+CROSS JOIN run_params AS rp
+WHERE r.customer_id IS NOT NULL AND r.responded_at <= rp.as_of
+  AND r.responded_at > rp.as_of - CAST($days AS INTEGER)
+  AND (CAST($campaign AS VARCHAR) IS NULL OR trim(r.campaign) = $campaign
+       OR (nullif(trim(r.campaign), '') IS NULL AND EXISTS (
+           SELECT 1 FROM contact_history AS ch
+           WHERE ch.customer_id = r.customer_id AND ch.campaign = $campaign AND NOT ch.is_control
+             AND ch.as_of <= r.responded_at AND r.responded_at <= ch.as_of + CAST($days AS INTEGER)
+             AND ch.run_id IS DISTINCT FROM rp.exclude_run)))
+"""
 _CONDITIONS = {
     "category": "coalesce(pu.category, pr.category) = CAST($value AS VARCHAR)",
     "product": "pu.product_id = CAST($value AS VARCHAR)",
@@ -34,6 +48,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "within_days": int,
     "min_amount": (int, float, str),
     "days": int,
+    "campaign": str,
 }
 
 
@@ -59,6 +74,8 @@ class HelperExpander:
         args = self._arguments(node, name, where, key)
         if name == "bought":
             return self._bought(args)
+        if name == "responded":
+            return self._responded(args, where, key)
         return self._not_contacted(args, where, key)
 
     def _arguments(self, node: exp.Anonymous, name: str, where: str, key: str) -> dict[str, Any]:
@@ -122,6 +139,21 @@ class HelperExpander:
         )
         inside = exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
         return exp.Not(this=exp.Paren(this=inside))
+
+    def _responded(self, args: dict[str, Any], where: str, key: str) -> exp.Expr:
+        if "days" not in args:
+            raise ExpressionError(
+                where, f"{key}: responded() needs days => N", "write responded(campaign => 'winback', days => 90)"
+            )
+        values = {"days": args["days"], "campaign": args.get("campaign")}
+        names: dict[str, str] = {}
+        for arg, value in values.items():
+            names[arg] = f"h{len(self.params)}"
+            self.params[names[arg]] = value
+        query = sqlglot.parse_one(_RESPONDED, read=DIALECT).transform(
+            lambda n: exp.Placeholder(this=names[n.name]) if isinstance(n, exp.Placeholder) and n.name in names else n
+        )
+        return exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
 
     def _in_list(self, node: exp.Anonymous, where: str, key: str) -> exp.Expr:
         """in_list('seed.csv'): customers whose id is in the file's customer_id column (else its first)."""
