@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crmlist import store
 from crmlist.cli.app import app, workspace_from
 from crmlist.cli.options import DbOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
-from crmlist.cli.output import Printer, stdout_console
+from crmlist.cli.output import Printer, Stopwatch, stdout_console
 from crmlist.errors import BadInputError, UsageError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from crmlist.workspace import Workspace
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -75,10 +80,14 @@ def load(
         no_header=no_header,
         columns=[c.strip() for c in columns.split(",")] if columns else None,
     )
+    watch = Stopwatch()
     with store.writer(ws.db_path, f"load {table}", wait=wait) as con:
+        watch.lap("open")
+        recovered = _recover_runs(con, ws)
         result = load_files(con, ws, table, files, options)
+        watch.lap("load")
     out = Printer(quiet, json_)
-    for notice in result.notices:
+    for notice in [*recovered, *result.notices]:
         out.notice(notice)
     loaded = sum(f.rows_loaded for f in result.files)
     rejected = sum(f.rows_rejected for f in result.files)
@@ -88,7 +97,18 @@ def load(
         counts={"loaded": loaded, "rejected": rejected},
         files=[vars(f) for f in result.files],
         paths={"db": str(ws.db_path)},
+        timings=watch.timings(),
     )
+
+
+def _recover_runs(con: duckdb.DuckDBPyConnection, ws: Workspace) -> list[str]:
+    """Every writer finishes or removes the run folders a killed run left in the out folder (DESIGN 7a)."""
+    out = ws.out_dir
+    if not (out.is_dir() and (any(out.glob("*/.*.tmp-*")) or any(out.glob("*/.*.old-*")))):
+        return []  # the usual case, without importing the campaign machinery
+    from crmlist.campaign.runner import recover
+
+    return [f"recovered a stopped run: {action}" for action in recover(con, out)]
 
 
 @app.command()

@@ -1,0 +1,90 @@
+"""What to say about a bad row: the problem, the fix, and the value only when it is not personal data."""
+
+from __future__ import annotations
+
+from crmlist.ingest.columns import Column, Plan
+
+# Canonical columns whose values may appear in messages (ids, dates of purchases, amounts, flags,
+# codes). Everything else, every extra column included, is treated as personal data.
+SHOWN: dict[str, frozenset[str]] = {
+    "customers": frozenset(
+        {"customer_id", "gender", "country", "language", "household_id", "signup_date"}
+        | {"email_opt_in", "sms_opt_in", "mail_opt_in", "phone_opt_in"}
+    ),
+    "purchases": frozenset(
+        {"order_id", "customer_id", "order_date", "product_id", "category", "quantity", "unit_price"}
+        | {"amount", "currency"}
+    ),
+    "products": frozenset({"product_id", "name", "category", "color", "price", "complements"}),
+    "suppressions": frozenset({"customer_id", "channel", "reason", "added_at", "country"}),
+    "responses": frozenset({"customer_id", "responded_at", "campaign", "offer_code", "revenue"}),
+    "contacts": frozenset({"run_id", "campaign", "cell", "customer_id", "channel", "offer", "is_control", "as_of"}),
+}
+SKIP_HINT = "or pass --on-error skip to load the good rows and keep the bad ones in load_rejects"
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 row', '2 rows'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def clip(value: str) -> str:
+    """A value quoted for a message: at most 40 characters, line breaks escaped."""
+    text = value if len(value) <= 40 else value[:37] + "..."
+    return "'" + text.replace("\n", "\\n").replace("\r", "\\r") + "'"
+
+
+def shown_value(table: str, column: Column | None, value: str | None) -> str:
+    """' 'VALUE'' for a non-personal canonical column, '' otherwise."""
+    if column is None or value is None or not column.canonical or column.name not in SHOWN[table]:
+        return ""
+    return " " + clip(value)
+
+
+def _type_problem(table: str, column: Column, date_format: str | None, decimal_comma: bool) -> tuple[str, str]:
+    name, ctype = column.name, column.target_type
+    if column.canonical and name == "gender":
+        return "is not F, M or X", "write F, M or X, or leave it blank"
+    if column.canonical and name == "country":
+        return "is not an ISO 3166 alpha-2 country code", "write two-letter codes such as PL, CZ, DE"
+    if column.canonical and name == "language":
+        return "is not a language code", "write lowercase codes such as pl, cs, ru, en"
+    if column.canonical and name == "channel" and table == "suppressions":
+        return "is not a channel", "write all, email, sms, mail or phone (blank means all)"
+    if ctype in ("DATE", "TIMESTAMP"):
+        if date_format:
+            return "is not a date", f"write dates as {date_format} (--date-format) or YYYY-MM-DD"
+        return "is not a date", "write dates as YYYY-MM-DD, or pass --date-format (e.g. '%d.%m.%Y')"
+    if ctype == "BOOLEAN":
+        return "is not a yes/no value", "write true/false, yes/no, 1/0, y/n, tak/nie, ano/ne or да/нет"
+    if ctype.startswith("DECIMAL"):
+        if decimal_comma:
+            return "is not a number", "write numbers as 1234,50 or 1 234,50 (--decimal-comma)"
+        return "is not a number", "write numbers as 1234.50, or pass --decimal-comma for 1 234,50"
+    if ctype == "VARCHAR[]":
+        return "is not a list of ids", "separate ids with '|', or give a JSON array"
+    return f"does not fit the column's type {ctype}", "make the values fit, or load them into a new column"
+
+
+def describe(
+    table: str, plan: Plan, code: str, value: str | None, date_format: str | None, decimal_comma: bool
+) -> tuple[str, str | None, str]:
+    """(what, column name, hint) for a __crm_bad code of a row of a file with this plan."""
+    kind, _, position = code.partition(":")
+    column = plan.columns[int(position)] if position else None
+    if kind == "missing" and column is not None:
+        return f"{column.name}: missing (required)", column.name, f"fill in {column.name}"
+    if kind == "type" and column is not None:
+        problem, hint = _type_problem(table, column, date_format, decimal_comma)
+        shown = shown_value(table, column, value)
+        what = f"{column.name}:{shown} {problem}" if shown else f"{column.name}: the value {problem}"
+        return what, column.name, hint
+    if kind == "noamount":
+        return "amount: missing, and no unit_price to compute it", "amount", "fill in amount, or unit_price"
+    if kind == "nokey":
+        return (
+            "no email, phone, customer_id or full address (street, postal_code, city)",
+            None,
+            "fill in at least one of them",
+        )
+    return f"bad row ({code})", None, "check the row"
