@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from crmlist.errors import OutputError, UsageError
+from crmlist.testing_hooks import pause_point
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx")
 _OUT_TABLE = "crm_out"
@@ -48,6 +49,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        pause_point("output:before-rename")
         os.replace(tmp, target)
     except OSError as exc:
         raise OutputError(str(target), f"cannot write: {exc.strerror}", "check the path and free space") from None
@@ -62,10 +64,14 @@ def write_query(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
     rows = con.execute(f"SELECT count(*) FROM {_OUT_TABLE}").fetchone()
     count = int(rows[0]) if rows else 0
     with atomic_file(target) as tmp:
-        if fmt == "xlsx":
-            _write_xlsx(con, tmp)
-        else:
-            _copy(con, tmp, fmt)
+        try:
+            if fmt == "xlsx":
+                _write_xlsx(con, tmp)
+            else:
+                _copy(con, tmp, fmt)
+        except duckdb.IOException:
+            # DuckDB's message names only the file; it is rephrased rather than passed through.
+            raise OutputError(str(target), "cannot write the file", "check the folder is writable") from None
     con.execute(f"DROP TABLE {_OUT_TABLE}")
     return count
 
@@ -102,6 +108,7 @@ def _sql_path(path: Path) -> str:
 
 def _write_xlsx(con: duckdb.DuckDBPyConnection, tmp: Path) -> None:
     import xlsxwriter  # only exports to Excel pay for this import
+    from xlsxwriter.exceptions import FileCreateError
 
     query = _select_safe(con, neutralise=True)
     result = con.execute(query)
@@ -114,7 +121,11 @@ def _write_xlsx(con: duckdb.DuckDBPyConnection, tmp: Path) -> None:
         for row in batch:
             sheet.write_row(row_index, 0, [_cell(v) for v in row])
             row_index += 1
-    workbook.close()
+    try:
+        workbook.close()
+    except FileCreateError as exc:  # wraps the OSError, which atomic_file turns into exit 73
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError("cannot create the file")
+        raise cause from None
 
 
 def _cell(value: Any) -> Any:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from crmlist.errors import BusyError, MissingInputError
+from crmlist.errors import BusyError, CrmlistError, MissingInputError
+from crmlist.testing_hooks import pause_point
 
 SCHEMA_VERSION = 1
 
@@ -138,8 +139,38 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _lock_path(db_path: Path) -> Path:
+# Connections open in this process, so a signal can interrupt a running query (see interrupt_queries).
+_OPEN: set[duckdb.DuckDBPyConnection] = set()
+
+
+def interrupt_queries() -> None:
+    """Interrupt the queries running on this process's connections; safe to call from another thread.
+
+    DuckDB runs a query without returning to Python, so a SIGTERM handler would otherwise wait for it.
+    """
+    for con in list(_OPEN):
+        with contextlib.suppress(duckdb.Error):
+            con.interrupt()
+
+
+def lock_path(db_path: Path) -> Path:
+    """The writer lock file beside the database: `<db>.lock`."""
     return db_path.with_name(db_path.name + ".lock")
+
+
+def lock_holder(db_path: Path) -> str | None:
+    """Who holds the writer lock now ("PID n (command)"), or None when nobody does."""
+    lock_file = lock_path(db_path)
+    if not lock_file.exists():
+        return None
+    fd = os.open(lock_file, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder(lock_file)
+    finally:
+        os.close(fd)
 
 
 def _holder(lock_file: Path) -> str:
@@ -159,7 +190,7 @@ def _is_lock_conflict(exc: duckdb.Error) -> bool:
 def writer(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """Hold the exclusive writer lock on `<db>.lock` and a read-write connection with the schema."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    lock_file = _lock_path(db_path)
+    lock_file = lock_path(db_path)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _acquire(fd, fcntl.LOCK_EX, lock_file, command, wait)
@@ -168,9 +199,10 @@ def writer(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.Du
         con = _connect_retrying(db_path, read_only=False, command=command, wait=max(wait, 10.0))
         try:
             ensure_schema(con)
+            pause_point("writer:locked")
             yield con
         finally:
-            con.close()
+            _close(con)
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the descriptor releases the flock
@@ -181,7 +213,7 @@ def reader(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.Du
     """A read-only connection, refused with exit 75 while a writer holds the database."""
     if not db_path.exists():
         raise MissingInputError(str(db_path), "no database yet", "load data first: crmlist load customers FILE")
-    lock_file = _lock_path(db_path)
+    lock_file = lock_path(db_path)
     if lock_file.exists():
         fd = os.open(lock_file, os.O_RDONLY)
         try:
@@ -194,7 +226,12 @@ def reader(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.Du
     try:
         yield con
     finally:
-        con.close()
+        _close(con)
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    _OPEN.discard(con)
+    con.close()
 
 
 def _acquire(fd: int, mode: int, lock_file: Path, command: str, wait: float) -> None:
@@ -217,10 +254,16 @@ def _connect_retrying(db_path: Path, read_only: bool, command: str, wait: float)
     deadline = time.monotonic() + wait
     while True:
         try:
-            return duckdb.connect(str(db_path), read_only=read_only)
+            con = duckdb.connect(str(db_path), read_only=read_only)
+            _OPEN.add(con)
+            return con
         except duckdb.Error as exc:
             if not _is_lock_conflict(exc):
-                raise
+                raise CrmlistError(
+                    str(db_path),
+                    f"cannot open the database ({type(exc).__name__})",
+                    "check that --db names a crmlist database; crmlist doctor says more",
+                ) from None
             if time.monotonic() >= deadline:
                 raise BusyError(
                     str(db_path),

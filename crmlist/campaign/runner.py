@@ -52,7 +52,9 @@ def run_id_for(con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign
     config = ws.root / CONFIG_NAME
     if config.exists():
         digest.update(config.read_bytes())
-    for row in con.execute("SELECT table_name, sha256, rows_loaded FROM loads ORDER BY ALL").fetchall():
+    # A file loaded again and skipped is recorded with no rows: it changes no data, so not the run id either.
+    loads = "SELECT table_name, sha256, rows_loaded FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
+    for row in con.execute(f"{loads} ORDER BY ALL").fetchall():
         digest.update(repr(row).encode())
     return f"{campaign.name}-{as_of.isoformat()}-{digest.hexdigest()[:8]}"
 

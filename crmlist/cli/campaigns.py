@@ -19,7 +19,7 @@ from crmlist.cli.options import (
     WaitOpt,
     WorkspaceOpt,
 )
-from crmlist.cli.output import Printer, stdout_console
+from crmlist.cli.output import Printer, Stopwatch, stdout_console
 from crmlist.errors import EXIT_ERROR, EXIT_PARTIAL, MultipleErrors, UsageError
 from crmlist.workspace import Workspace, parse_as_of
 
@@ -27,7 +27,14 @@ CampaignArg = Annotated[str, typer.Argument(help="Campaign name: the stem of que
 
 
 @app.command()
-def campaigns(ctx: typer.Context, workspace: WorkspaceOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+def campaigns(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,  # accepted as every reader accepts it; the list comes from the rule files only
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
     """List the campaigns (queries/*.toml) with their descriptions.
 
     Example: crmlist campaigns
@@ -44,8 +51,8 @@ def campaigns(ctx: typer.Context, workspace: WorkspaceOpt = None, db: DbOpt = No
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             description = "(rule file does not parse: run crmlist check)"
         rows.append({"campaign": name, "description": description})
-    if json_:
-        Printer(as_json=True).result("campaigns", campaigns=rows, counts={"campaigns": len(rows)})
+    Printer(quiet, json_).result("campaigns", campaigns=rows, counts={"campaigns": len(rows)})
+    if quiet or json_:
         return
     for row in rows:
         stdout_console().print(f"{row['campaign']}\t{row['description']}", markup=False)
@@ -123,8 +130,11 @@ def preview(
     from crmlist.campaign.preview import preview_campaign
 
     ws = workspace_from(ctx, workspace, db)
+    watch = Stopwatch()
     with store.reader(ws.db_path, "preview", wait=wait) as con:
+        watch.lap("open")
         result = preview_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, sample, show_personal)
+        watch.lap("preview")
     out = Printer(quiet, json_)
     plan = result.plan
     out.result(
@@ -142,6 +152,7 @@ def preview(
             "steps": plan.steps,
             "cells": plan.cells,
         },
+        timings=watch.timings(),
     )
     if not (quiet or json_):
         from crmlist.cli.render import show_preview
@@ -173,9 +184,12 @@ def run(
     ws = workspace_from(ctx, workspace, db)
     printer = Printer(quiet, json_)
     results = []
+    watch = Stopwatch()
     with store.writer(ws.db_path, f"run {' '.join(names)}", wait=wait) as con:
+        watch.lap("open")
         for name in names:
             result = run_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, out, rerun, letters_format)
+            watch.lap(f"run {name}")
             results.append(result)
             show_run(printer, result)
     printer.result(
@@ -184,6 +198,7 @@ def run(
         counts={r.campaign: r.counts for r in results},
         paths={r.campaign: str(r.folder) for r in results},
         status={r.campaign: r.status for r in results},
+        timings=watch.timings(),
     )
     if any(r.status == "partial" for r in results):
         raise typer.Exit(EXIT_PARTIAL)
@@ -215,11 +230,14 @@ def export(
 
     ws = workspace_from(ctx, workspace, db)
     kind = format_from_path(output if output != "-" else "", fmt)
+    watch = Stopwatch()
     with store.reader(ws.db_path, "export", wait=wait) as con:
+        watch.lap("open")
         campaign = load_campaign(ws, name)
         as_of_date = resolve_as_of(campaign, parse_as_of(as_of) if as_of else None)
         selection = evaluate(con, ws, campaign, as_of_date, columns=())
         sql, params = list_query(selection, control=control)
+        watch.lap("evaluate")
         if output == "-":
             with tempfile.TemporaryDirectory(prefix="crmlist-") as tmp:
                 target = Path(tmp) / f"list.{kind}"
@@ -227,10 +245,11 @@ def export(
                 copy_to_stdout(target)
         else:
             rows = write_query(con, sql, params, Path(output), kind)
+        watch.lap("write")
     printer = Printer(quiet, json_ and output != "-")
     if output != "-":
         printer.notice(f"{name}: {rows} rows written to {output}")
-    printer.result("export", counts={"rows": rows}, paths={"list": output})
+    printer.result("export", counts={"rows": rows}, paths={"list": output}, timings=watch.timings())
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,3 +27,26 @@ LettersFormatOpt = Annotated[
     str,
     typer.Option("--letters-format", help="files (one per target) or a bundle: jsonl, mbox, zip."),
 ]
+LogFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--log-file", metavar="FILE", help="Append one JSON line about this command to FILE (or $CRMLIST_LOG_FILE)."
+    ),
+]
+
+
+def add_log_file_option(group: Any) -> None:
+    """Give the group and each of its commands --log-file; the CLI boundary reads it from the arguments.
+
+    Added here rather than to each command's signature so that every command, whoever writes it, has it.
+    """
+    for command in [group, *group.commands.values()]:
+        probe = typer.Typer(add_completion=False)
+        probe.command()(_log_file_probe)
+        (param,) = typer.main.get_command(probe).params
+        param.expose_value = False  # the commands never see it
+        command.params.append(param)
+
+
+def _log_file_probe(log_file: LogFileOpt = None) -> None:
+    """Only here so Typer builds the --log-file option the way it builds every other one."""

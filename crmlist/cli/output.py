@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 
 from crmlist.errors import CrmlistError, MultipleErrors
+
+# The summary of the command that ran (what --json prints), kept for the command log of the boundary.
+_summary: dict[str, Any] = {}
 
 
 def stderr_console() -> Console:
@@ -38,10 +42,33 @@ class Printer:
             stderr_console().print(renderable)
 
     def result(self, command: str, **fields: Any) -> None:
+        doc = {"command": command, "ok": True, **fields}
+        _summary.clear()
+        _summary.update(doc)
         if self.as_json:
-            doc = {"command": command, "ok": True, **fields}
             sys.stdout.write(json.dumps(doc, default=str, ensure_ascii=False, sort_keys=False) + "\n")
             sys.stdout.flush()
+
+
+def last_summary() -> dict[str, Any]:
+    """The summary the command produced (counts, run_id, ...), empty when it produced none."""
+    return dict(_summary)
+
+
+class Stopwatch:
+    """Seconds spent per phase of a command, for the `timings` of its --json summary."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = round(now - self.last, 3)
+        self.last = now
+
+    def timings(self) -> dict[str, float]:
+        return {**self.phases, "total": round(time.monotonic() - self.started, 3)}
 
 
 def report_error(exc: CrmlistError, as_json: bool) -> int:
@@ -52,7 +79,12 @@ def report_error(exc: CrmlistError, as_json: bool) -> int:
         if error.hint:
             console.print(f"hint: {error.hint}", markup=False)
     if as_json:
-        doc = {"ok": False, "exit_code": exc.exit_code, "error": exc.message}
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+        json_failure(exc.exit_code, exc.message)
     return exc.exit_code
+
+
+def json_failure(exit_code: int, message: str) -> None:
+    """The --json document of a failed command, on stdout."""
+    doc = {"ok": False, "exit_code": exit_code, "error": message}
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
