@@ -259,3 +259,23 @@ def test_every_letter_failing_records_nothing_and_exits_1(shop: Path) -> None:
     assert done.stderr.startswith("crmlist: error: queries/lapsed.toml: every letter failed (4); nothing was recorded")
     assert list((shop / "out" / "lapsed").iterdir()) == []
     assert _history(shop) == []
+
+
+def test_rejects_lists_and_exports_bad_rows(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text(
+        "customer_id,birth_date,email_opt_in\n007,1980-02-30,tak\n008,1975-01-01,maybe\n009,1990-01-01,nie\n",
+        encoding="utf-8",
+    )
+    loaded = crmlist("load", "customers", "c.csv", "--on-error", "skip", cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    listed = crmlist("rejects", cwd=tmp_path)
+    assert listed.stdout == (
+        "table,file,line,column,reason\n"
+        "customers,c.csv,2,birth_date,birth_date: the value is not a date\n"
+        "customers,c.csv,3,email_opt_in,email_opt_in: 'maybe' is not a yes/no value\n"
+    )
+    exported = crmlist("rejects", "--table", "customers", "-o", "fix.csv", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "fix.csv").read_text(encoding="utf-8").splitlines()[1] == (
+        'customers,c.csv,2,birth_date,birth_date: the value is not a date,"007,1980-02-30,tak"'
+    )

@@ -153,6 +153,56 @@ def status(
 
 
 @app.command()
+def rejects(
+    ctx: typer.Context,
+    table: Annotated[str | None, typer.Option("--table", help="Only rejects of this table.")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write every reject with its raw line to FILE (- = stdout).")
+    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, parquet, xlsx (with -o).")] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """List the rows loads rejected (file, line, column, reason), or export them with their raw lines.
+
+    Example: crmlist rejects --table customers -o customers-to-fix.csv
+    """
+    import tempfile
+    from pathlib import Path
+
+    from crmlist.outputs import copy_to_stdout, format_from_path, write_query
+
+    ws = workspace_from(ctx, workspace, db)
+    where = "WHERE table_name = $table" if table else ""
+    params = {"table": table} if table else {}
+    columns = "table_name, file, line, column_name, reason"
+    with store.reader(ws.db_path, "rejects", wait=wait) as con:
+        if output is None:
+            rows = con.execute(f"SELECT {columns} FROM load_rejects {where} ORDER BY ALL", params).fetchall()
+            Printer(quiet, json_).result("rejects", counts={"rejects": len(rows)}, rejects=[list(r) for r in rows])
+            if not (quiet or json_):
+                writer = csv.writer(sys.stdout, lineterminator="\n")
+                writer.writerow(["table", "file", "line", "column", "reason"])
+                writer.writerows(rows)
+            return
+        kind = format_from_path(output if output != "-" else "", fmt)
+        sql = f"SELECT {columns}, raw_line FROM load_rejects {where} ORDER BY table_name, file, line, column_name"
+        if output == "-":
+            with tempfile.TemporaryDirectory(prefix="crmlist-") as tmp:
+                n = write_query(con, sql, params, Path(tmp) / f"rejects.{kind}", kind)
+                copy_to_stdout(Path(tmp) / f"rejects.{kind}")
+        else:
+            n = write_query(con, sql, params, Path(output), kind)
+    printer = Printer(quiet, json_ and output != "-")
+    if output != "-":
+        printer.notice(f"{n} rejects written to {output}")
+    printer.result("rejects", counts={"rejects": n}, paths={"rejects": output})
+
+
+@app.command()
 def sql(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="A read-only query (SELECT, DESCRIBE, SHOW).")],
