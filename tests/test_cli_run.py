@@ -279,3 +279,20 @@ def test_rejects_lists_and_exports_bad_rows(tmp_path: Path) -> None:
     assert (tmp_path / "fix.csv").read_text(encoding="utf-8").splitlines()[1] == (
         'customers,c.csv,2,birth_date,birth_date: the value is not a date,"007,1980-02-30,tak"'
     )
+
+
+def test_a_campaign_without_templates_writes_lists_and_records_everyone(shop: Path) -> None:
+    (shop / "templates" / "lapsed.txt.j2").unlink()
+    done = crmlist("run", "lapsed", "--out", "out", "--as-of", "2026-11-01", "--json", cwd=shop)
+    assert done.returncode == 0, done.stderr
+    folder = Path(json.loads(done.stdout)["paths"]["lapsed"])
+    assert not (folder / "letters").exists()
+    assert len((folder / "targets.csv").read_text().splitlines()) == 5
+    assert _history(shop) == ["0001", "0002", "0003", "0005"]
+    (shop / "queries" / "lapsed.toml").write_text('template = "missing"\n' + RULE, encoding="utf-8")
+    named = crmlist("run", "lapsed", "--out", "out", "--as-of", "2026-11-01", cwd=shop)
+    assert named.returncode == 1
+    assert named.stderr == (
+        "crmlist: error: templates/missing: no template of this name\n"
+        "hint: create templates/missing.txt.j2 (or .md, .html, .eml)\n"
+    )

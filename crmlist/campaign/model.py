@@ -75,6 +75,7 @@ class Campaign:
     response: dict[str, Any] = field(default_factory=dict)
     cost_per_contact: Decimal | None = None
     fixed_cost: Decimal = Decimal(0)
+    template_given: bool = False  # the rule file names a template (else letters only when NAME.*.j2 exist)
 
     def where_key(self, section: str, index: int) -> str:
         """The rule-file key of an expression, as error messages name it."""
@@ -194,6 +195,7 @@ def _build(ws: Workspace, name: str, path: Path, data: dict[str, Any], problems:
         response=dict(data.get("response", {})),
         cost_per_contact=_money(data.get("cost_per_contact")),
         fixed_cost=_money(data.get("fixed_cost")) or Decimal(0),
+        template_given="template" in data,
     )
 
 

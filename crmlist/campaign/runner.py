@@ -107,7 +107,7 @@ def _write_run(
     final: Path,
     letters_format: str,
 ) -> RunResult:
-    from crmlist.letters import LetterJob, render_letters  # letters pull in Jinja2 and Babel
+    from crmlist.letters import LetterJob, LetterResult, render_letters  # Jinja2 and Babel load here
 
     try:
         tmp.mkdir(parents=True)
@@ -123,10 +123,13 @@ def _write_run(
         ["step", "remaining", "removed"],
         [[s.step, s.remaining, s.removed] for s in selection.waterfall],
     )
-    prepare_letter_targets(con, selection)
-    letters = render_letters(con, ws, LetterJob(campaign.name, selection.as_of, letters_format), tmp)
+    if wants_letters(ws, campaign):
+        prepare_letter_targets(con, selection)
+        letters = render_letters(con, ws, LetterJob(campaign.name, selection.as_of, letters_format), tmp)
+    else:
+        letters = LetterResult(written=[], failed=[], paths=[])
     counts = selection.counts() | {"letters": len(letters.written), "failed": len(letters.failed)}
-    if selection.targets and not letters.written:
+    if letters.failed and not letters.written:
         raise CrmlistError(
             f"queries/{campaign.path.name}",
             f"every letter failed ({len(letters.failed)}); nothing was recorded",
@@ -151,6 +154,14 @@ def _write_run(
     write_json(tmp / "manifest.json", manifest)
     failed_ids = [f.customer_id for f in letters.failed]
     return RunResult(run_id, campaign.name, selection.as_of, final, status, counts, len(failed_ids), True, failed_ids)
+
+
+def wants_letters(ws: Workspace, campaign: Campaign) -> bool:
+    """A campaign has letters when its rule file names a template or templates/NAME.*.j2 exist."""
+    if campaign.template_given or any(cell.template for cell in campaign.cells):
+        return True
+    folder = ws.templates_dir
+    return folder.is_dir() and any(folder.glob(f"{campaign.template}.*j2"))
 
 
 def prepare_letter_targets(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
