@@ -25,8 +25,9 @@ from crmlist.letters import (
     safe_file_name,
     template_ext,
 )
-from crmlist.letters.environment import build_environment
+from crmlist.letters.environment import build_environment, customer_columns
 from crmlist.letters.filters import salutation
+from crmlist.letters.render import Renderer
 from crmlist.store import ensure_schema
 from crmlist.workspace import Workspace, open_workspace
 
@@ -89,7 +90,7 @@ def make_db(
     _load(con, tmp_path, "purchases", purchases)
     complements = "* REPLACE (string_split(complements, '|') AS complements)"
     _load(con, tmp_path, "products", products, complements)
-    con.execute("CREATE TEMP TABLE run_params AS SELECT CAST(? AS DATE) AS as_of", [AS_OF])
+    con.execute("CREATE TEMP TABLE run_params AS SELECT CAST(? AS DATE) AS as_of, '' AS exclude_run", [AS_OF])
     facts = (REPO / "queries" / "customer_facts.sql").read_text(encoding="utf-8")
     con.execute(f"CREATE TEMP VIEW customer_facts AS {facts}")
     con.execute(
@@ -279,6 +280,42 @@ def test_check_templates_reports_each_problem_with_its_line(tmp_path: Path) -> N
     assert all(e.exit_code in (EXIT_DATAERR, 1) for e in errors)
 
 
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ customer|salutation }} {{ customer.monetary }} {{ customer['age'] }}",
+         {"language", "gender", "first_name", "last_name", "monetary", "age"}),
+        ("{{ customer.first_name.upper() }}{% set m = customer.monetary %}", {"first_name", "monetary"}),
+        ("{% macro m() %}{{ customer.city }}{% endmacro %}{{ m() }}", {"city"}),
+        ("{{ customer.get('age') }}", None),  # a method call may read any column
+        ("{{ customer[customer.key] }}", None),
+        ("{{ customer|tojson }}", None),
+        ("{% for k in customer %}{% endfor %}", None),
+        ("{% include 'other.txt.j2' %}", None),  # the included template sees the customer too
+    ],
+)  # fmt: skip
+def test_customer_columns_a_template_reads(tmp_path: Path, source: str, expected: set[str] | None) -> None:
+    assert customer_columns(build_environment(make_ws(tmp_path, {})), source) == expected
+
+
+def test_only_the_columns_templates_read_are_streamed(tmp_path: Path) -> None:
+    templates = {"winback.txt.j2": "{{ customer.monetary }}", "winback.pl.txt.j2": "{{ customer|salutation }}"}
+    con = make_db(tmp_path)
+    columns = con.table("letter_targets").columns
+    renderer = Renderer(make_ws(tmp_path, templates), job())
+    renderer.prepare(["winback"])
+    assert renderer.columns(columns) == [
+        "customer_id", "first_name", "last_name", "gender", "email", "language", "monetary",
+        "crm_campaign", "crm_cell", "crm_offer", "crm_channel", "crm_template",
+    ]  # fmt: skip
+    everything = Renderer(make_ws(tmp_path / "all", {"winback.txt.j2": "{{ customer.keys()|list|join(',') }}"}), job())
+    everything.prepare(["winback"])
+    assert everything.columns(columns) == columns
+    result = render_letters(con, everything.ws, job("jsonl"), tmp_path / "out")
+    text = json.loads(result.paths[0].read_text().splitlines()[0])["text"]
+    assert text == ",".join(c for c in columns if not c.startswith("crm_"))
+
+
 # --- rendering ---------------------------------------------------------------------------------------
 
 
@@ -290,9 +327,12 @@ def test_html_is_autoescaped_and_txt_is_not(tmp_path: Path) -> None:
     page = "<p>{{ customer.last_name }}</p>"
     ws = make_ws(tmp_path, {"note.html.j2": page, "plain.txt.j2": "{{ customer.last_name }}"})
     html = render_letters(make_db(tmp_path, customers, template="note"), ws, job(), tmp_path / "h")
-    txt = render_letters(make_db(tmp_path, customers, template="plain"), ws, job(), tmp_path / "t")
-    assert html.paths[0].read_text(encoding="utf-8") == "<p>O&#39;Brien &lt;b&gt;&amp;&lt;/b&gt;</p>"
-    assert txt.paths[0].read_text(encoding="utf-8") == "O'Brien <b>&</b>"
+    render_letters(make_db(tmp_path, customers, template="plain"), ws, job(), tmp_path / "t")
+    assert html.paths == [tmp_path / "h" / "letters"]
+    assert (tmp_path / "h" / "letters" / "C1.html").read_text(encoding="utf-8") == (
+        "<p>O&#39;Brien &lt;b&gt;&amp;&lt;/b&gt;</p>"
+    )
+    assert (tmp_path / "t" / "letters" / "C1.txt").read_text(encoding="utf-8") == "O'Brien <b>&</b>"
 
 
 def job(fmt: str = "files", only: set[str] | None = None) -> LetterJob:
@@ -316,7 +356,8 @@ def test_sandbox_escape_and_missing_variable_fail_one_letter_each(tmp_path: Path
         LetterFailure("C3", "winback.txt.j2", 3, "UndefinedError: 'dict object' has no attribute 'points'"),
         LetterFailure("C4", "winback.txt.j2", 4, "UndefinedError: 'dict object' has no attribute '***'"),
     ]  # fmt: skip
-    assert result.paths == [out / "letters" / "C2.txt", out / "failed.csv"]
+    assert result.paths == [out / "letters", out / "failed.csv"]
+    assert [p.name for p in (out / "letters").iterdir()] == ["C2.txt"]
     assert (out / "failed.csv").read_text(encoding="utf-8") == textwrap.dedent("""\
         customer_id,template,line,error
         C1,winback.txt.j2,2,SecurityError: access to attribute '__class__' of 'str' object is unsafe.
@@ -346,10 +387,8 @@ def test_a_language_without_template_or_default_fails_only_its_letters(tmp_path:
     ]
 
 
-def test_pdf_and_unknown_formats_are_usage_errors(tmp_path: Path) -> None:
+def test_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
     ws = make_ws(tmp_path, {"winback.txt.j2": "x"})
-    with pytest.raises(UsageError, match="pdf letters are not available yet"):
-        render_letters(make_db(tmp_path), ws, job("pdf"), tmp_path / "out")
     with pytest.raises(UsageError, match="unknown format 'docx'"):
         render_letters(make_db(tmp_path), ws, job("docx"), tmp_path / "out")
 
@@ -491,8 +530,11 @@ def test_rerender_is_byte_identical(tmp_path: Path, fmt: str) -> None:
     ws = make_ws(tmp_path, {"winback.txt.j2": "{{ customer|salutation }}\nFrom {{ as_of|date }}\n"})
     first = render_letters(make_db(tmp_path), ws, job(fmt), tmp_path / "a")
     second = render_letters(make_db(tmp_path), ws, job(fmt), tmp_path / "b")
+    files_a = sorted(p for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert [p.relative_to(tmp_path / "a") for p in files_a] == [p.relative_to(tmp_path / "b") for p in files_b]
+    assert all(filecmp.cmp(a, b, shallow=False) for a, b in zip(files_a, files_b, strict=True))
     assert [p.relative_to(tmp_path / "a") for p in first.paths] == [p.relative_to(tmp_path / "b") for p in second.paths]
-    assert all(filecmp.cmp(a, b, shallow=False) for a, b in zip(first.paths, second.paths, strict=True))
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temporary files left
     if fmt == "mbox":  # mboxrd: a body line starting "From " is quoted
         assert b"\nDear Alex Smith\n>From November 1, 2026\n\n" in first.paths[0].read_bytes()
@@ -543,7 +585,8 @@ def test_golden_letters(tmp_path: Path) -> None:
     out = tmp_path / "out"
     files = render_letters(make_db(tmp_path), ws, job("files"), out)
     mbox = render_letters(make_db(tmp_path), ws, job("mbox"), out)
-    produced = {p.name: p.read_bytes() for p in [*files.paths, *mbox.paths]}
+    assert files.paths == [out / "letters"]
+    produced = {p.name: p.read_bytes() for p in [*sorted(files.paths[0].iterdir()), *mbox.paths]}
     assert sorted(produced) == ["C1.txt", "C2.txt", "C3.txt", "C4.txt", "letters.mbox"]
     if REGEN:
         GOLDEN.mkdir(parents=True, exist_ok=True)

@@ -1,21 +1,27 @@
 """Letters: templates in a Jinja2 sandbox, Babel filters, recommendations, rendering and writers."""
 
-from crmlist.letters.check import check_templates
-from crmlist.letters.environment import find_template, template_ext
-from crmlist.letters.job import LETTER_FORMATS, LetterFailure, LetterJob, LetterResult
-from crmlist.letters.recommend import compute_recommendations
-from crmlist.letters.render import render_letters
-from crmlist.letters.writers import safe_file_name
+from __future__ import annotations
 
-__all__ = [
-    "LETTER_FORMATS",
-    "LetterFailure",
-    "LetterJob",
-    "LetterResult",
-    "check_templates",
-    "compute_recommendations",
-    "find_template",
-    "render_letters",
-    "safe_file_name",
-    "template_ext",
-]
+import importlib
+from typing import Any
+
+# Imported lazily: a worker process that renders letters never loads DuckDB (a tenth of a second each).
+_API = {
+    "LETTER_FORMATS": "crmlist.letters.job",
+    "LetterFailure": "crmlist.letters.job",
+    "LetterJob": "crmlist.letters.job",
+    "LetterResult": "crmlist.letters.job",
+    "check_templates": "crmlist.letters.check",
+    "compute_recommendations": "crmlist.letters.recommend",
+    "find_template": "crmlist.letters.environment",
+    "render_letters": "crmlist.letters.stream",
+    "safe_file_name": "crmlist.letters.writers",
+    "template_ext": "crmlist.letters.environment",
+}
+__all__ = list(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'crmlist.letters' has no attribute {name!r}")

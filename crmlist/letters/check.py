@@ -11,17 +11,20 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from crmlist.errors import BadInputError, CrmlistError
 from crmlist.letters.environment import (
+    LetterSandbox,
     build_environment,
+    build_typst_environment,
     compile_template,
     split_template_name,
     template_ext,
     template_index,
 )
 from crmlist.letters.filters import resolve_locale
+from crmlist.letters.job import LetterJob, RenderedLetter
+from crmlist.letters.pdf import TYPST_EXT, PdfEncoder
 from crmlist.workspace import Workspace
 
 _SAMPLE_DATE = dt.date(2026, 1, 5)
@@ -85,7 +88,7 @@ def sample_context(ws: Workspace, language: str | None, extra_columns: Iterable[
 
 
 def _sample_render_error(
-    env: ImmutableSandboxedEnvironment, ws: Workspace, path: Path, language: str | None, extra: Iterable[str]
+    env: LetterSandbox, ws: Workspace, path: Path, language: str | None, extra: Iterable[str]
 ) -> CrmlistError | None:
     try:
         compile_template(env, ws, path).render(sample_context(ws, language, extra))
@@ -104,9 +107,7 @@ def _sample_render_error(
     return None
 
 
-def _check_name(
-    env: ImmutableSandboxedEnvironment, ws: Workspace, name: str, extra: Iterable[str]
-) -> list[CrmlistError]:
+def _check_name(env: LetterSandbox, ws: Workspace, name: str, extra: Iterable[str]) -> list[CrmlistError]:
     try:
         stem, explicit_ext = split_template_name(name)
     except BadInputError as exc:
@@ -123,15 +124,42 @@ def _check_name(
     for (language, file_ext), path in sorted(index.items(), key=lambda item: item[1].name):
         if ext is not None and file_ext != ext:
             continue
-        try:
-            compile_template(env, ws, path)
-        except BadInputError as exc:
-            errors.append(exc)
-            continue
-        problem = _sample_render_error(env, ws, path, language, extra)
-        if problem is not None:
-            errors.append(problem)
+        errors.extend(_check_file(env, ws, path, language, extra))
+    typst_env = build_typst_environment(env)
+    for (language, _), path in sorted(template_index(ws, stem, (TYPST_EXT,)).items(), key=lambda i: i[1].name):
+        errors.extend(_check_file(typst_env, ws, path, language, extra))
     return errors
+
+
+def _check_file(
+    env: LetterSandbox, ws: Workspace, path: Path, language: str | None, extra: Iterable[str]
+) -> list[CrmlistError]:
+    try:
+        compile_template(env, ws, path)
+    except BadInputError as exc:
+        return [exc]
+    problem = _sample_render_error(env, ws, path, language, extra)
+    if problem is None and path.name.endswith(f".{TYPST_EXT}.j2"):
+        problem = _sample_typst_error(env, ws, path, language, extra)
+    return [problem] if problem is not None else []
+
+
+def _sample_typst_error(
+    env: LetterSandbox, ws: Workspace, path: Path, language: str | None, extra: Iterable[str]
+) -> CrmlistError | None:
+    """A .typ.j2 template's sample letter compiled by Typst: its markup must be valid."""
+    context = sample_context(ws, language, extra)
+    try:
+        text = compile_template(env, ws, path).render(context)
+    except Exception:
+        return None
+    as_of = context["as_of"]
+    encoder = PdfEncoder(LetterJob("sample", as_of, "pdf"), ws.sender, ws.templates_dir)
+    letter = RenderedLetter("C-0001", "sample", None, None, context["customer"]["language"], path.name, TYPST_EXT, text)
+    _, errors = encoder.encode([letter])
+    if errors:
+        return BadInputError(f"templates/{path.name}", errors[0], "fix the Typst markup; see https://typst.app/docs/")
+    return None
 
 
 def check_templates(ws: Workspace, names: list[str], extra_columns: Iterable[str] = ()) -> list[CrmlistError]:

@@ -3,29 +3,47 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from crmlist.errors import BadInputError, NotFoundError
 from crmlist.letters.filters import make_filters
+from crmlist.letters.pdf import typst_finalize, typst_string
 from crmlist.workspace import Workspace
 
 TEMPLATE_EXTS = ("txt", "md", "html", "eml")
 AUTOESCAPED_EXTS = ("html", "eml")
+_AUTOESCAPED_SUFFIXES = tuple(f".{e}.j2" for e in AUTOESCAPED_EXTS)
 _STEM_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 # Language parts of file names and of customers' language values; anything else never reaches a path.
 _LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{1,8})*$")
 
 
+@lru_cache(maxsize=1024)  # asked on every render, by template name
 def _autoescape(template_name: str | None) -> bool:
-    return template_name is not None and template_name.endswith(tuple(f".{e}.j2" for e in AUTOESCAPED_EXTS))
+    return template_name is not None and template_name.endswith(_AUTOESCAPED_SUFFIXES)
 
 
-def build_environment(ws: Workspace) -> ImmutableSandboxedEnvironment:
+class LetterSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, reading `customer.x` of a plain dict as its key without a failed getattr
+    first: the row's own data is always safe to read, and this is the hot path of every letter."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+def build_environment(ws: Workspace) -> LetterSandbox:
     """The sandboxed environment over ws.templates_dir with the letter filters (Jinja's default whitespace)."""
-    env = ImmutableSandboxedEnvironment(
+    env = LetterSandbox(
         loader=FileSystemLoader(str(ws.templates_dir), encoding="utf-8"),
         undefined=StrictUndefined,
         autoescape=_autoescape,
@@ -33,6 +51,14 @@ def build_environment(ws: Workspace) -> ImmutableSandboxedEnvironment:
     )
     env.filters.update(make_filters(ws.locale, ws.currency))
     return env
+
+
+def build_typst_environment(env: LetterSandbox) -> LetterSandbox:
+    """The same sandbox for NAME.typ.j2 templates: every value printed is escaped for Typst markup."""
+    overlay = env.overlay(finalize=typst_finalize)
+    assert isinstance(overlay, LetterSandbox)
+    overlay.filters = dict(env.filters, typst_str=typst_string)  # overlays share the dict otherwise
+    return overlay
 
 
 def split_template_name(name: str) -> tuple[str, str | None]:
@@ -59,15 +85,17 @@ def normalise_language(language: str | None) -> str | None:
     return lang if _LANG_RE.match(lang) else None
 
 
-def template_index(ws: Workspace, stem: str) -> dict[tuple[str | None, str], Path]:
-    """Every templates/STEM[.LANG].EXT.j2 file, keyed by (language or None, EXT)."""
+def template_index(
+    ws: Workspace, stem: str, exts: tuple[str, ...] = TEMPLATE_EXTS
+) -> dict[tuple[str | None, str], Path]:
+    """Every templates/STEM[.LANG].EXT.j2 file with EXT in `exts`, keyed by (language or None, EXT)."""
     found: dict[tuple[str | None, str], Path] = {}
     directory = ws.templates_dir
     if not directory.is_dir():
         return found
     for path in sorted(directory.glob(f"{stem}.*.j2")):
         parts = path.name[len(stem) + 1 : -len(".j2")].split(".")
-        if path.name.startswith((".", "#")) or not path.is_file() or parts[-1] not in TEMPLATE_EXTS:
+        if path.name.startswith((".", "#")) or not path.is_file() or parts[-1] not in exts:
             continue
         if len(parts) == 1:
             found[(None, parts[0])] = path
@@ -132,6 +160,39 @@ def find_template(ws: Workspace, name: str, language: str | None) -> Path:
     stem, ext = split_template_name(name)
     index = template_index(ws, stem)
     return pick_template(index, stem, _ext_for(stem, ext, index), language)
+
+
+# What the filters read of a customer passed to them whole.
+_FILTER_COLUMNS = {"salutation": frozenset({"language", "gender", "first_name", "last_name"})}
+_SHARES_CONTEXT = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
+def _is_customer(node: nodes.Node, attribute: bool = False) -> bool:
+    if attribute:
+        return isinstance(node, nodes.Getattr) and _is_customer(node.node)
+    return isinstance(node, nodes.Name) and node.name == "customer" and node.ctx == "load"
+
+
+def customer_columns(env: ImmutableSandboxedEnvironment, source: str) -> set[str] | None:
+    """The customer columns a template reads (customer.x, customer['x'], customer|salutation), or None
+    when it may read any: it uses `customer` another way, or shares its context with another template."""
+    used: set[str] = set()
+
+    def walk(node: nodes.Node, parent: nodes.Node | None) -> bool:
+        if isinstance(node, _SHARES_CONTEXT) or (isinstance(node, nodes.Call) and _is_customer(node.node, True)):
+            return False  # another template sees the context; a method call such as customer.get(...)
+        if _is_customer(node):
+            if isinstance(parent, nodes.Getattr) and parent.node is node:
+                used.add(parent.attr)
+            elif isinstance(parent, nodes.Getitem) and parent.node is node and isinstance(parent.arg, nodes.Const):
+                used.add(str(parent.arg.value))
+            elif isinstance(parent, nodes.Filter) and parent.node is node and parent.name in _FILTER_COLUMNS:
+                used.update(_FILTER_COLUMNS[parent.name])
+            else:
+                return False
+        return all(walk(child, node) for child in node.iter_child_nodes())
+
+    return used if walk(env.parse(source), None) else None
 
 
 def compile_template(env: ImmutableSandboxedEnvironment, ws: Workspace, path: Path) -> Template:

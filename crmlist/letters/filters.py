@@ -9,13 +9,17 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
+from babel import UnknownLocaleError
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import format_decimal, format_percent
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from vokativ import vokativ
 
+from crmlist.letters.money import babel_locale, money_text
+
+_MEMO_SIZE = 100_000
+_EXACT = (Decimal, int)
 # CLDR's order of plural categories; positional plural forms follow it.
 PLURAL_ORDER = ("zero", "one", "two", "few", "many", "other")
 # Integers that exercise every CLDR integer rule (mod 10, mod 100, and the million rules of fr/es/it).
@@ -25,12 +29,6 @@ _LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 
 class FilterError(ValueError):
     """A filter got a value it cannot format; the message never quotes the value (it may be personal)."""
-
-
-@lru_cache(maxsize=256)
-def babel_locale(identifier: str) -> Locale:
-    """The parsed Babel locale, parsed once per process."""
-    return Locale.parse(identifier)
 
 
 @lru_cache(maxsize=1024)
@@ -60,12 +58,7 @@ def _plural_category(number: str, locale: str) -> str:
     return babel_locale(locale).plural_form(Decimal(number))
 
 
-@lru_cache(maxsize=8192)
-def _money(amount: Decimal | int | float, currency: str, locale: str) -> str:
-    return format_currency(amount, currency, locale=babel_locale(locale))
-
-
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)  # dates of a campaign repeat: a few thousand days, a few locales
 def _date(value: dt.date, fmt: str, locale: str) -> str:
     return format_date(value, fmt, locale=babel_locale(locale))
 
@@ -97,9 +90,20 @@ def _date_value(value: Any) -> dt.date:
 
 
 def _context_locale(context: Context, default: str) -> str:
-    # render puts the customer's resolved locale into every letter's context as `locale`
-    value = context.get("locale")
+    # render puts the customer's resolved locale into every letter's context as `locale`; a template's
+    # own top-level {% set locale = ... %} lands in context.vars and wins (read directly: the hot path)
+    value = context.vars.get("locale") or context.parent.get("locale")
     return value if isinstance(value, str) and value else default
+
+
+class _Memo(dict[Any, Any]):
+    """Formatted values by their inputs, emptied when full: amounts and counts repeat across letters."""
+
+    def remember(self, key: Any, value: Any) -> Any:
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        self[key] = value
+        return value
 
 
 def pick_plural(n: Any, locale: str, forms: tuple[Any, ...], by_category: Mapping[str, Any]) -> Any:
@@ -127,14 +131,41 @@ def pick_plural(n: Any, locale: str, forms: tuple[Any, ...], by_category: Mappin
     raise FilterError(f"plural: no form for category {category!r} in {locale} (add {category}= or other=)")
 
 
-def make_filters(default_locale: str, default_currency: str) -> dict[str, Callable[..., Any]]:
-    """The letter filters, bound to the workspace's default locale and currency."""
-    fallback = resolve_locale(default_locale, "en")
+def _money_filter(fallback: str, default_currency: str) -> Callable[..., str]:
+    monies = _Memo()
 
     @pass_context
     def money(context: Context, amount: Any, currency: str | None = None) -> str:
-        value = _number_value(amount, "money")
-        return _money(value, currency or default_currency, _context_locale(context, fallback))
+        locale = _context_locale(context, fallback)
+        key = (amount, currency, locale)
+        if type(amount) in _EXACT and key in monies:  # not bool, nor a float equal to a Decimal
+            return monies[key]
+        text = money_text(_number_value(amount, "money"), currency or default_currency, locale)
+        return monies.remember(key, text) if type(amount) in _EXACT else text
+
+    return money
+
+
+def _plural_filter(fallback: str) -> Callable[..., Any]:
+    plurals = _Memo()
+
+    @pass_context
+    def plural(context: Context, n: Any, *forms: Any, **by_category: Any) -> Any:
+        locale = _context_locale(context, fallback)
+        if by_category or type(n) is not int:
+            return pick_plural(n, locale, forms, by_category)
+        key = (n, locale, forms)
+        try:
+            return plurals[key] if key in plurals else plurals.remember(key, pick_plural(n, locale, forms, {}))
+        except TypeError:  # a form that cannot be a key (a list): nothing to remember
+            return pick_plural(n, locale, forms, {})
+
+    return plural
+
+
+def make_filters(default_locale: str, default_currency: str) -> dict[str, Callable[..., Any]]:
+    """The letter filters, bound to the workspace's default locale and currency."""
+    fallback = resolve_locale(default_locale, "en")
 
     @pass_context
     def date(context: Context, value: Any, format: str = "long") -> str:
@@ -150,21 +181,17 @@ def make_filters(default_locale: str, default_currency: str) -> dict[str, Callab
         locale = babel_locale(_context_locale(context, fallback))
         return format_percent(_number_value(value, "percent"), format=format, locale=locale)
 
-    @pass_context
-    def plural(context: Context, n: Any, *forms: Any, **by_category: Any) -> Any:
-        return pick_plural(n, _context_locale(context, fallback), forms, by_category)
-
     def salutation_filter(customer: Any) -> str:
         if not isinstance(customer, Mapping):
             raise FilterError(f"salutation: expects the customer, got {type(customer).__name__}")
         return salutation(customer, fallback)
 
     return {
-        "money": money,
+        "money": _money_filter(fallback, default_currency),
         "date": date,
         "number": number,
         "percent": percent,
-        "plural": plural,
+        "plural": _plural_filter(fallback),
         "salutation": salutation_filter,
     }
 
@@ -200,9 +227,14 @@ def czech_vocative(surname: str) -> str:
 
 def salutation(customer: Mapping[str, Any], default_locale: str = "en") -> str:
     """The greeting in the customer's language and gender, the name as that language writes it."""
-    lang = resolve_locale(_text(customer.get("language")) or None, default_locale).split("_")[0]
-    names = (_text(customer.get("first_name")), _text(customer.get("last_name")))
-    return _greeting(lang if lang in _GREETINGS else "en", _text(customer.get("gender")).upper(), *names)
+    get = customer.get
+    return _salutation(get("language"), get("gender"), get("first_name"), get("last_name"), default_locale)
+
+
+@lru_cache(maxsize=65536)
+def _salutation(language: Any, gender: Any, first: Any, last: Any, default_locale: str) -> str:
+    lang = resolve_locale(_text(language) or None, default_locale).split("_")[0]
+    return _greeting(lang if lang in _GREETINGS else "en", _text(gender).upper(), _text(first), _text(last))
 
 
 @lru_cache(maxsize=8192)

@@ -100,7 +100,6 @@ SELECT r.customer_id, r.rank, r.product_id, p.name, p.category, p.color, p.price
        CASE r.grp WHEN 1 THEN 'complement' ELSE 'co-purchase' END AS reason
 FROM ranked AS r JOIN products AS p ON p.product_id = r.product_id
 WHERE r.rank <= $n
-ORDER BY r.customer_id, r.rank
 """
 
 

@@ -1,22 +1,25 @@
-"""Rendering letters from Arrow record batches streamed out of DuckDB, and the letters run itself."""
+"""Rendering letters: a batch of targets (an Arrow record batch) in, each target's letter out."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import itertools
 import traceback
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from jinja2 import Template, TemplateSyntaxError
 
-from crmlist.errors import BadInputError, NotFoundError, UsageError
+from crmlist.errors import NotFoundError, UsageError
 from crmlist.letters.environment import (
+    LetterSandbox,
     build_environment,
+    build_typst_environment,
     compile_template,
+    customer_columns,
     pick_template,
     split_template_name,
     syntax_error,
@@ -24,13 +27,13 @@ from crmlist.letters.environment import (
     template_index,
 )
 from crmlist.letters.filters import resolve_locale
-from crmlist.letters.job import LETTER_FORMATS, LetterFailure, LetterJob, LetterResult, RenderedLetter
-from crmlist.letters.recommend import compute_recommendations
-from crmlist.letters.writers import LetterWriter, open_writer, write_failed_csv
+from crmlist.letters.job import LetterFailure, LetterJob, RenderedChunk, RenderedLetter
+from crmlist.letters.pdf import TYPST_EXT, PdfEncoder, address_lines
+from crmlist.letters.writers import LetterEncoder
 from crmlist.workspace import Workspace
 
-BATCH_ROWS = 2048
 RECS_COLUMN = "crm_recommendations"
+_META = ("crm_campaign", "crm_cell", "crm_offer", "crm_channel", "crm_template")
 # Columns of a facts row whose values may appear in an error message (DESIGN section 7).
 _NON_PERSONAL = frozenset(
     {"customer_id", "gender", "language", "country", "household_id", "email_opt_in", "sms_opt_in"}
@@ -40,21 +43,78 @@ _FACT_COLUMNS = frozenset(
     {"recency_days", "frequency", "monetary", "frequency_365", "monetary_365", "avg_order_value"}
     | {"first_purchase_date", "last_purchase_date", "tenure_days", "age"}
 )
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_ERROR = 300
+_ALWAYS_COLUMNS = frozenset({"customer_id", "language", "email"})  # file names, template choice, mbox To:
+_ADDRESS_COLUMNS = frozenset({"first_name", "last_name", "street", "postal_code", "city", "country"})
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+# (template, file name, ext) for a (name, language), or why there is none
+_Chosen = tuple[Template, str, str] | NotFoundError
+
+
+@lru_cache(maxsize=1 << 16)
+def _day(days: int) -> dt.date:
+    return dt.date.fromordinal(_EPOCH + days)
+
+
+def column_values(column: pa.Array) -> list[Any]:
+    """A column as Python values; dates through a cache of days, 10x faster than Arrow's own."""
+    if pa.types.is_date32(column.type):
+        return [None if d is None else _day(d) for d in column.cast(pa.int32()).to_pylist()]
+    return column.to_pylist()
+
+
+def recommendation_lists(column: pa.ListArray, known: dict[tuple[Any, Any], dict[str, Any]]) -> list[Any]:
+    """The recommendations column as lists of dicts, one dict per (product, reason) shared by every
+    letter that offers it: templates cannot change them (immutable sandbox), and building them is the
+    dearest part of a row."""
+    start, stop = column.offsets[0].as_py(), column.offsets[-1].as_py()
+    values = column.values.slice(start, stop - start)
+    keys = list(zip(values.field("product_id").to_pylist(), values.field("reason").to_pylist(), strict=True))
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    if missing:
+        for i, rec in zip(missing, values.take(pa.array(missing)).to_pylist(), strict=True):
+            known[keys[i]] = rec
+    recs = [known[key] for key in keys]
+    offsets = column.offsets.to_pylist()
+    return [recs[a - start : b - start] for a, b in itertools.pairwise(offsets)]
 
 
 class Renderer:
-    """Renders letters for one workspace and job; a worker process would build one of its own."""
+    """Renders letters for one workspace and job; every worker process builds one of its own."""
 
     def __init__(self, ws: Workspace, job: LetterJob) -> None:
         self.ws = ws
         self.job = job
+        self.pdf = job.letters_format == "pdf"
         self.env = build_environment(ws)
-        self.sender = ws.sender
+        self.typst_env: LetterSandbox | None = build_typst_environment(self.env) if self.pdf else None
+        self.encoder: LetterEncoder | PdfEncoder = (
+            PdfEncoder(job, ws.sender, ws.templates_dir) if self.pdf else LetterEncoder(job, ws.sender)
+        )
+        self._base = {**self.env.globals, "as_of": job.as_of, "sender": ws.sender}
         self._templates_dir = str(ws.templates_dir)
+        self._sender_country = ws.sender.get("country", "")
+        self._locale = ws.locale
         self._indexes: dict[str, tuple[str, str, dict[tuple[str | None, str], Path]]] = {}
-        self._chosen: dict[tuple[str, str | None], tuple[Template, str, str] | NotFoundError] = {}
+        self._typst_indexes: dict[str, dict[tuple[str | None, str], Path]] = {}
+        self._chosen: dict[tuple[str, str | None], _Chosen] = {}
+        self._recs: dict[tuple[Any, Any], dict[str, Any]] = {}
+        # customer columns converted to Python for the templates: converting a value costs more than
+        # rendering it, and letters read a few of the dozens of facts
+        self._wanted: set[str] | None = set(_ALWAYS_COLUMNS | (_ADDRESS_COLUMNS if self.pdf else set()))
+
+    def columns(self, available: list[str]) -> list[str]:
+        """The columns of a targets table the letters need: fewer to sort, stream and convert."""
+        wanted = self._wanted
+        return [c for c in available if wanted is None or c in wanted or c.startswith("crm_")]
+
+    @staticmethod
+    def _recs_by_product(kind: pa.DataType) -> bool:
+        """Whether a recommendations column can share one dict per product and reason."""
+        if not pa.types.is_list(kind) or not pa.types.is_struct(kind.value_type):
+            return False
+        names = {kind.value_type.field(i).name for i in range(kind.value_type.num_fields)}
+        return {"product_id", "reason"} <= names
 
     def prepare(self, names: Iterable[str]) -> None:
         """Resolve and compile every template file of these names before any letter (syntax: exit 65)."""
@@ -65,75 +125,134 @@ class Renderer:
             self._indexes[name] = (stem, ext, index)
             for (_, file_ext), path in index.items():
                 if file_ext == ext:
-                    compile_template(self.env, self.ws, path)
+                    self._compile(self.env, path)
+            if self.typst_env is not None:
+                self._prepare_typst(name, stem, ext)
 
-    def _template_for(self, name: str, language: str | None) -> tuple[Template, str, str] | NotFoundError:
+    def _prepare_typst(self, name: str, stem: str, ext: str) -> None:
+        assert self.typst_env is not None
+        typst_index = template_index(self.ws, stem, (TYPST_EXT,))
+        self._typst_indexes[name] = typst_index
+        if ext not in ("txt", "md") and (None, TYPST_EXT) not in typst_index:
+            raise UsageError(
+                "--letters-format pdf",
+                f"templates/{stem}: an {ext} letter cannot be laid out as PDF",
+                f"add templates/{stem}.typ.j2 (Typst markup), or use a txt or md template",
+            )
+        for path in typst_index.values():
+            self._compile(self.typst_env, path)
+
+    def _compile(self, env: LetterSandbox, path: Path) -> None:
+        """Compile a template file and note the customer columns it reads (None: any of them)."""
+        compile_template(env, self.ws, path)
+        used = customer_columns(env, path.read_text(encoding="utf-8"))
+        self._wanted = None if used is None or self._wanted is None else self._wanted | used
+
+    def _template_for(self, name: str, language: str | None) -> _Chosen:
         key = (name, language)
         chosen = self._chosen.get(key)
         if chosen is None:
             if name not in self._indexes:
                 self.prepare([name])
             stem, ext, index = self._indexes[name]
-            try:
-                path = pick_template(index, stem, ext, language)
-                chosen = (compile_template(self.env, self.ws, path), path.name, ext)
-            except NotFoundError as exc:
-                chosen = exc
+            chosen = self._typst_template(name, stem, language)
+            if chosen is None:
+                try:
+                    path = pick_template(index, stem, ext, language)
+                    chosen = (compile_template(self.env, self.ws, path), path.name, ext)
+                except NotFoundError as exc:
+                    chosen = exc
             self._chosen[key] = chosen
         return chosen
 
-    def render_batch(self, batch: pa.RecordBatch) -> list[RenderedLetter]:
-        """Render every row of a batch of targets; pure apart from the compiled-template cache."""
-        columns = batch.to_pydict()
-        customer_keys = [c for c in batch.schema.names if not c.startswith("crm_")]
-        recs = columns.get(RECS_COLUMN) or [None] * batch.num_rows
-        meta = {k: columns.get(f"crm_{k}") or [None] * batch.num_rows for k in _META}
-        letters = []
-        for i in range(batch.num_rows):
-            customer = {key: columns[key][i] for key in customer_keys}
-            row_meta = {k: meta[k][i] for k in _META}
-            letters.append(self.render_one(customer, row_meta, recs[i] or []))
-        return letters
+    def _typst_template(self, name: str, stem: str, language: str | None) -> _Chosen | None:
+        """For PDF: the NAME[.LANG].typ.j2 template of this language, None to lay out the txt/md letter."""
+        index = self._typst_indexes.get(name)
+        if not index or self.typst_env is None:
+            return None
+        try:
+            path = pick_template(index, stem, TYPST_EXT, language)
+        except NotFoundError:
+            return None
+        return (compile_template(self.typst_env, self.ws, path), path.name, TYPST_EXT)
+
+    def render_batch(self, batch: pa.RecordBatch) -> tuple[list[RenderedLetter], list[dict[str, Any]]]:
+        """Every row of a batch of targets rendered, with the customer rows they were rendered from."""
+        wanted = self._wanted
+        columns = {
+            name: recommendation_lists(batch.column(i), self._recs)
+            if name == RECS_COLUMN and self._recs_by_product(batch.schema.field(i).type)
+            else column_values(batch.column(i))
+            for i, name in enumerate(batch.schema.names)
+            if wanted is None or name in wanted or name.startswith("crm_")
+        }
+        blank = [None] * batch.num_rows
+        keys = [name for name in columns if not name.startswith("crm_")]
+        metas = zip(*(columns.get(k, blank) for k in _META), strict=True)
+        recs = columns.get(RECS_COLUMN, blank)
+        letters, customers = [], []
+        for values, meta, rec in zip(zip(*(columns[k] for k in keys), strict=True), metas, recs, strict=True):
+            customer = dict(zip(keys, values, strict=True))
+            customers.append(customer)
+            letters.append(self.render_one(customer, meta, rec or []))
+        return letters, customers
 
     def render_one(
-        self, customer: dict[str, Any], meta: Mapping[str, Any], recommendations: list[dict[str, Any]]
+        self, customer: dict[str, Any], meta: tuple[Any, ...], recommendations: list[dict[str, Any]]
     ) -> RenderedLetter:
         """One letter; a template failure comes back as a LetterFailure, never raised."""
         customer_id = str(customer["customer_id"])
         language = customer.get("language")
-        name = str(meta["template"])
-        campaign = str(meta["campaign"] or self.job.campaign)
-        chosen = self._template_for(name, language)
-
-        def letter(template: str, ext: str, text: str | None, failure: LetterFailure | None) -> RenderedLetter:
-            return RenderedLetter(
-                customer_id, campaign, meta["cell"], meta["offer"], language, template, ext, text,
-                customer.get("email"), failure,
-            )  # fmt: skip
-
+        campaign, cell, offer, channel, name = meta
+        campaign = str(campaign or self.job.campaign)
+        chosen = self._chosen.get((name, language)) or self._template_for(str(name), language)
         if isinstance(chosen, NotFoundError):
-            failure = LetterFailure(customer_id, name, None, f"{chosen.message}; {chosen.hint}")
-            return letter(name, "", None, failure)
+            missing = LetterFailure(customer_id, str(name), None, f"{chosen.message}; {chosen.hint}")
+            return RenderedLetter(customer_id, campaign, cell, offer, language, str(name), "", None, None, missing)
         template, file_name, ext = chosen
         context = {
+            **self._base,
             "customer": customer,
             "campaign": campaign,
-            "cell": meta["cell"],
-            "offer": meta["offer"],
-            "channel": meta["channel"],
-            "as_of": self.job.as_of,
-            "sender": self.sender,
+            "cell": cell,
+            "offer": offer,
+            "channel": channel,
             "recommendations": recommendations,
-            "locale": resolve_locale(language, self.ws.locale),
+            "locale": resolve_locale(language, self._locale),
         }
+        failure: LetterFailure | None = None
         try:
-            return letter(file_name, ext, template.render(context), None)
+            text: str | None = _render(template, context)
         except TemplateSyntaxError as exc:  # an included template: bad input, stops the run
             raise syntax_error(exc, file_name) from None
         except Exception as exc:
             where, line = self._template_line(exc, file_name)
             error = scrub_message(f"{type(exc).__name__}: {exc}", customer)
-            return letter(file_name, ext, None, LetterFailure(customer_id, where, line, error))
+            text, failure = None, LetterFailure(customer_id, where, line, error)
+        address = address_lines(customer, self._sender_country) if self.pdf else ()
+        return RenderedLetter(
+            customer_id, campaign, cell, offer, language, file_name, ext, text, customer.get("email"), failure, address
+        )
+
+    def render_chunk(self, batch: pa.RecordBatch) -> RenderedChunk:
+        """A batch rendered and encoded for the writer: what a worker sends back to the parent."""
+        letters, customers = self.render_batch(batch)
+        chunk = RenderedChunk()
+        good = [i for i, letter in enumerate(letters) if letter.failure is None]
+        failed = {i: letter.failure for i, letter in enumerate(letters) if letter.failure is not None}
+        if isinstance(self.encoder, PdfEncoder):
+            chunk.payload, errors = self.encoder.encode([letters[i] for i in good])
+            for pos, message in errors.items():
+                i = good[pos]
+                letter = letters[i]
+                error = scrub_message(message, customers[i])
+                failed[i] = LetterFailure(letter.customer_id, letter.template, None, error)
+            good = [i for i in good if i not in failed]
+        else:
+            chunk.payload = self.encoder.encode([letters[i] for i in good])
+        chunk.written = [letters[i].customer_id for i in good]
+        chunk.failed = [f for _, f in sorted(failed.items()) if f is not None]
+        return chunk
 
     def _template_line(self, exc: BaseException, file_name: str) -> tuple[str, int | None]:
         """The innermost template frame of a failure: its file name and line."""
@@ -145,7 +264,14 @@ class Renderer:
         return found
 
 
-_META = ("campaign", "cell", "offer", "channel", "template")
+def _render(template: Template, context: dict[str, Any]) -> str:
+    """Template.render without copying the context again: it holds the globals already."""
+    env = template.environment
+    try:
+        return "".join(template.root_render_func(env.context_class(env, context, template.name, template.blocks)))
+    except Exception:
+        template.environment.handle_exception()  # re-raises with the template's own line numbers
+        raise
 
 
 def scrub_message(message: str, customer: Mapping[str, Any]) -> str:
@@ -158,64 +284,3 @@ def scrub_message(message: str, customer: Mapping[str, Any]) -> str:
             if len(text) >= 2 and text in message:
                 message = message.replace(text, "***")
     return message[:_MAX_ERROR]
-
-
-def _check_format(fmt: str) -> None:
-    if fmt == "pdf":
-        raise UsageError("--letters-format", "pdf letters are not available yet", "use files, jsonl, mbox or zip")
-    if fmt not in LETTER_FORMATS:
-        raise UsageError("--letters-format", f"unknown format {fmt!r}", f"use one of: {', '.join(LETTER_FORMATS)}")
-
-
-def _template_names(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    rows = con.execute(f"SELECT DISTINCT crm_template FROM {table} ORDER BY 1 NULLS FIRST").fetchall()
-    if rows and rows[0][0] is None:
-        raise BadInputError(table, "a target has no template", 'set template = "NAME" in the rule file')
-    return [str(r[0]) for r in rows]
-
-
-def _targets_query(table: str, recs: str, only_ids: set[str] | None) -> tuple[str, dict[str, Any]]:
-    keys = "product_id := r.product_id, name := r.name, category := r.category, color := r.color, "
-    keys += "price := r.price, reason := r.reason"
-    sql = f"""
-        SELECT t.*, coalesce(r.recs, []) AS {RECS_COLUMN}
-        FROM {table} AS t
-        LEFT JOIN (
-            SELECT r.customer_id, list(struct_pack({keys}) ORDER BY r.rank) AS recs
-            FROM {recs} AS r GROUP BY r.customer_id
-        ) AS r ON r.customer_id = t.customer_id
-        {"WHERE t.customer_id IN (SELECT unnest(CAST($ids AS VARCHAR[])))" if only_ids is not None else ""}
-        ORDER BY t.customer_id
-    """
-    return sql, ({"ids": sorted(only_ids)} if only_ids is not None else {})
-
-
-def render_letters(
-    con: duckdb.DuckDBPyConnection, ws: Workspace, job: LetterJob, out_dir: Path, table: str = "letter_targets"
-) -> LetterResult:
-    """Render the letters of every target in `table` (or job.only_ids) into out_dir, streaming batches."""
-    _check_format(job.letters_format)
-    if not _IDENT_RE.match(table):
-        raise ValueError(f"not a table name: {table!r}")
-    renderer = Renderer(ws, job)
-    renderer.prepare(_template_names(con, table))
-    recs = compute_recommendations(con, ws, table)
-    sql, params = _targets_query(table, recs, job.only_ids)
-    writer: LetterWriter = open_writer(out_dir, job, ws.sender)
-    written: list[str] = []
-    failed: list[LetterFailure] = []
-    try:
-        for batch in con.sql(sql, params=params or None).to_arrow_reader(BATCH_ROWS):
-            for letter in renderer.render_batch(batch):
-                if letter.failure is not None:
-                    failed.append(letter.failure)
-                else:
-                    writer.add(letter)
-                    written.append(letter.customer_id)
-    except BaseException:
-        writer.abort()
-        raise
-    paths = writer.close()
-    if failed:
-        paths.append(write_failed_csv(out_dir, failed))
-    return LetterResult(written=written, failed=failed, paths=paths)

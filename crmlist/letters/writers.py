@@ -1,24 +1,27 @@
-"""Letter outputs: one file per target, or a jsonl, mbox or zip bundle; byte-identical across runs."""
+"""Letter outputs: one file per target, or a jsonl, mbox, zip or pdf bundle; byte-identical across runs."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import email.policy
 import hashlib
 import io
-import json
 import os
 import re
 import zipfile
 from email.message import EmailMessage
 from email.parser import HeaderParser
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
 from crmlist.errors import OutputError
 from crmlist.letters.job import LetterFailure, LetterJob, RenderedLetter
+from crmlist.letters.pdfmerge import PdfConcatenator
 
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
 _DEVICE_NAMES = frozenset(
@@ -73,10 +76,94 @@ def _write_atomic(target: Path, data: bytes) -> None:
         raise _output_error(target, exc) from None
 
 
-class LetterWriter:
-    """Takes rendered letters in order; close() returns the paths written, abort() leaves nothing new."""
+class LetterEncoder:
+    """Turns a batch's rendered letters into what its writer stores; pure, so it runs in the workers."""
 
-    def add(self, letter: RenderedLetter) -> None:
+    def __init__(self, job: LetterJob, sender: dict[str, str]) -> None:
+        self.fmt = job.letters_format
+        day = job.as_of
+        self.from_line = (
+            f"From crmlist {_DAYS[day.weekday()]} {_MONTHS[day.month - 1]} {day.day:2d} 00:00:00 {day.year}\n"
+        )
+        self.date = format_datetime(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC))
+        name, address = sender.get("name", ""), sender.get("email", "")
+        self.sender = formataddr((name, address)) if address else ""
+
+    def encode(self, letters: list[RenderedLetter]) -> Any:
+        """files and zip: (name, bytes) per letter; jsonl and mbox: the bundle's next bytes."""
+        if self.fmt in ("files", "zip"):
+            prefix = "letters/" if self.fmt == "zip" else ""
+            return [
+                (f"{prefix}{safe_file_name(x.customer_id)}.{x.ext}", (x.text or "").encode("utf-8")) for x in letters
+            ]
+        if self.fmt == "jsonl":
+            return "".join(map(_jsonl_line, letters)).encode("utf-8")
+        if self.fmt == "mbox":
+            return "".join(map(self._mbox_message, letters)).encode("utf-8")
+        raise ValueError(f"no encoder for letters format {self.fmt!r}")
+
+    def _mbox_message(self, letter: RenderedLetter) -> str:
+        tags = {
+            "X-Crmlist-Customer-Id": letter.customer_id,
+            "X-Crmlist-Campaign": letter.campaign,
+            "X-Crmlist-Cell": letter.cell or "",
+            "X-Crmlist-Offer": letter.offer or "",
+        }
+        text = (letter.text or "").replace("\r\n", "\n")
+        if letter.ext == "eml":
+            message = "".join(f"{k}: {_one_line(v)}\n" for k, v in tags.items()) + text
+        else:
+            message = self._wrap(letter, text, tags)
+        message = _FROM_LINE_RE.sub(r">\1", message)
+        if not message.endswith("\n"):
+            message += "\n"
+        return self.from_line + message + "\n"
+
+    def _wrap(self, letter: RenderedLetter, text: str, tags: dict[str, str]) -> str:
+        msg = EmailMessage(policy=_POLICY)
+        if self.sender:
+            msg["From"] = self.sender
+        if letter.email:
+            msg["To"] = _one_line(letter.email)
+        msg["Date"] = self.date
+        for key, value in tags.items():
+            msg[key] = _one_line(value)
+        long_lines = any(len(line.encode("utf-8")) > 900 for line in text.split("\n"))
+        subtype = "html" if letter.ext == "html" else "plain"
+        cte = "quoted-printable" if long_lines else "8bit"
+        msg.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
+        return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+@lru_cache(maxsize=4096)  # campaign, cell, offer, language and template repeat on every line
+def _json_label(value: str | None) -> str:
+    return _json_text(value)
+
+
+def _jsonl_line(letter: RenderedLetter) -> str:
+    """The letter's JSON object, byte for byte what json.dumps(record, ensure_ascii=False) writes."""
+    text = letter.text or ""
+    subject = eml_subject(text) if letter.ext == "eml" else None
+    return (
+        f'{{"customer_id": {_json_text(letter.customer_id)}, "campaign": {_json_label(letter.campaign)}, '
+        f'"cell": {_json_label(letter.cell)}, "offer": {_json_label(letter.offer)}, '
+        f'"language": {_json_label(letter.language)}, "template": {_json_label(letter.template)}, '
+        f'"subject": {_json_text(subject)}, "text": {_json_text(text)}}}\n'
+    )
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split()) if value else ""
+
+
+class LetterWriter:
+    """Stores encoded batches in order; close() returns the paths written, abort() leaves nothing new."""
+
+    def write(self, payload: Any) -> None:
         raise NotImplementedError
 
     def close(self) -> list[Path]:
@@ -87,26 +174,37 @@ class LetterWriter:
 
 
 class FileLetters(LetterWriter):
-    """letters/<safe id>.<ext>, one file per letter."""
+    """letters/<safe id>.<ext>, one file per letter, each written with one open, write and close."""
 
     def __init__(self, out_dir: Path) -> None:
         self.folder = out_dir / "letters"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            self.dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise _output_error(self.folder, exc) from None
-        self.paths: list[Path] = []
 
-    def add(self, letter: RenderedLetter) -> None:
-        path = self.folder / f"{safe_file_name(letter.customer_id)}.{letter.ext}"
-        try:
-            path.write_bytes((letter.text or "").encode("utf-8"))
-        except OSError as exc:
-            raise _output_error(path, exc) from None
-        self.paths.append(path)
+    def write(self, payload: list[tuple[str, bytes]]) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        for name, data in payload:
+            try:
+                fd = os.open(name, flags, 0o644, dir_fd=self.dir_fd)
+                try:
+                    done = os.write(fd, data)  # one call for a letter; a short write (a full disk) goes on
+                    while done < len(data):
+                        done += os.write(fd, memoryview(data)[done:])
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise _output_error(self.folder / name, exc) from None
 
     def close(self) -> list[Path]:
-        return self.paths
+        os.close(self.dir_fd)
+        return [self.folder]
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.dir_fd)
 
 
 class _Bundle(LetterWriter):
@@ -121,18 +219,18 @@ class _Bundle(LetterWriter):
         except OSError as exc:
             raise _output_error(target, exc) from None
 
-    def add(self, letter: RenderedLetter) -> None:
+    def write(self, payload: Any) -> None:
         try:
-            self.write(letter)
+            self.store(payload)
         except OSError as exc:
             self.abort()
             raise _output_error(self.target, exc) from None
 
-    def write(self, letter: RenderedLetter) -> None:
-        raise NotImplementedError
+    def store(self, payload: Any) -> None:
+        self.fh.write(payload)
 
     def finish(self) -> None:
-        """Write what ends the bundle (a zip's central directory)."""
+        """Write what ends the bundle (a zip's central directory, a PDF's page tree and xref)."""
 
     def close(self) -> list[Path]:
         try:
@@ -151,24 +249,6 @@ class _Bundle(LetterWriter):
         self.tmp.unlink(missing_ok=True)
 
 
-class JsonlBundle(_Bundle):
-    """letters.jsonl: one JSON object per letter."""
-
-    def write(self, letter: RenderedLetter) -> None:
-        text = letter.text or ""
-        record = {
-            "customer_id": letter.customer_id,
-            "campaign": letter.campaign,
-            "cell": letter.cell,
-            "offer": letter.offer,
-            "language": letter.language,
-            "template": letter.template,
-            "subject": eml_subject(text) if letter.ext == "eml" else None,
-            "text": text,
-        }
-        self.fh.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-
-
 class ZipBundle(_Bundle):
     """letters.zip with letters/<safe id>.<ext> entries of a fixed date."""
 
@@ -176,79 +256,43 @@ class ZipBundle(_Bundle):
         super().__init__(target)
         self.zip = zipfile.ZipFile(self.fh, "w", compression=zipfile.ZIP_DEFLATED)
 
-    def write(self, letter: RenderedLetter) -> None:
-        info = zipfile.ZipInfo(f"letters/{safe_file_name(letter.customer_id)}.{letter.ext}", ZIP_DATE_TIME)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        self.zip.writestr(info, (letter.text or "").encode("utf-8"))
+    def store(self, payload: list[tuple[str, bytes]]) -> None:
+        for name, data in payload:
+            info = zipfile.ZipInfo(name, ZIP_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            self.zip.writestr(info, data)
 
     def finish(self) -> None:
         self.zip.close()
 
 
-class MboxBundle(_Bundle):
-    """letters.mbox (mboxrd): eml letters as rendered, other formats wrapped in a MIME message."""
+class PdfBundle(_Bundle):
+    """letters.pdf: the workers' PDF pieces concatenated as they come into one document."""
 
-    def __init__(self, target: Path, job: LetterJob, sender: dict[str, str]) -> None:
+    def __init__(self, target: Path, job: LetterJob) -> None:
         super().__init__(target)
-        day = job.as_of
-        self.from_line = (
-            f"From crmlist {_DAYS[day.weekday()]} {_MONTHS[day.month - 1]} {day.day:2d} 00:00:00 {day.year}\n"
-        )
-        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-        self.date = format_datetime(midnight)
-        name, address = sender.get("name", ""), sender.get("email", "")
-        self.sender = formataddr((name, address)) if address else ""
+        self.pdf = PdfConcatenator(self.fh, title=job.campaign, date=job.as_of)
 
-    def write(self, letter: RenderedLetter) -> None:
-        tags = {
-            "X-Crmlist-Customer-Id": letter.customer_id,
-            "X-Crmlist-Campaign": letter.campaign,
-            "X-Crmlist-Cell": letter.cell or "",
-            "X-Crmlist-Offer": letter.offer or "",
-        }
-        text = (letter.text or "").replace("\r\n", "\n")
-        if letter.ext == "eml":
-            head = "".join(f"{k}: {_one_line(v)}\n" for k, v in tags.items())
-            message = head + text
-        else:
-            message = self._wrap(letter, text, tags)
-        message = _FROM_LINE_RE.sub(r">\1", message)
-        if not message.endswith("\n"):
-            message += "\n"
-        self.fh.write((self.from_line + message + "\n").encode("utf-8"))
+    def store(self, payload: list[bytes]) -> None:
+        for piece in payload:
+            self.pdf.add(piece)
 
-    def _wrap(self, letter: RenderedLetter, text: str, tags: dict[str, str]) -> str:
-        msg = EmailMessage(policy=_POLICY)
-        if self.sender:
-            msg["From"] = self.sender
-        if letter.email:
-            msg["To"] = _one_line(letter.email)
-        msg["Date"] = self.date
-        for key, value in tags.items():
-            msg[key] = _one_line(value)
-        long_lines = any(len(line.encode("utf-8")) > 900 for line in text.split("\n"))
-        subtype = "html" if letter.ext == "html" else "plain"
-        cte = "quoted-printable" if long_lines else "8bit"
-        msg.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
-        return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
+    def finish(self) -> None:
+        self.pdf.finish()
 
 
-def _one_line(value: str) -> str:
-    return " ".join(value.split()) if value else ""
-
-
-def open_writer(out_dir: Path, job: LetterJob, sender: dict[str, str]) -> LetterWriter:
+def open_writer(out_dir: Path, job: LetterJob) -> LetterWriter:
     """The writer for the job's letters format."""
     fmt = job.letters_format
     if fmt == "files":
         return FileLetters(out_dir)
-    if fmt == "jsonl":
-        return JsonlBundle(out_dir / "letters.jsonl")
+    if fmt in ("jsonl", "mbox"):
+        return _Bundle(out_dir / f"letters.{fmt}")
     if fmt == "zip":
         return ZipBundle(out_dir / "letters.zip")
-    if fmt == "mbox":
-        return MboxBundle(out_dir / "letters.mbox", job, sender)
+    if fmt == "pdf":
+        return PdfBundle(out_dir / "letters.pdf", job)
     raise ValueError(f"unknown letters format {fmt!r}")
 
 
