@@ -19,7 +19,7 @@ from crmlist.outputs import sha256_file, write_json
 from crmlist.workspace import Workspace
 
 
-def resume_letters(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str) -> RunResult:
+def resume_letters(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str, jobs: int | None = None) -> RunResult:
     """Retry the failed letters of a run in a copy of its folder; commit their history; swap the copy in."""
     from crmlist.letters import LetterJob, render_letters
 
@@ -47,7 +47,7 @@ def resume_letters(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str) -
     try:
         shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("manifest.json", "failed.csv"))
         # A bundle is one file: it is rendered again whole; letter files: only the missing ones.
-        job = LetterJob(name, as_of, fmt, only_ids=set(failed) if fmt == "files" else None)
+        job = LetterJob(name, as_of, fmt, only_ids=set(failed) if fmt == "files" else None, jobs=jobs)
         letters = render_letters(con, ws, job, tmp)
         new = [cid for cid in letters.written if cid in set(failed)]
         counts |= {"letters": counts.get("letters", 0) + len(new), "failed": len(letters.failed)}

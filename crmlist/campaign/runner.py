@@ -38,6 +38,14 @@ class RunResult:
     failed_ids: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LetterSettings:
+    """How a run renders its letters."""
+
+    letters_format: str = "files"
+    jobs: int | None = None
+
+
 def run_id_for(con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign, as_of: dt.date) -> str:
     """campaign-asof-hash: the hash covers the rule file, templates, views, config and loaded data."""
     digest = hashlib.sha256()
@@ -67,6 +75,7 @@ def run_campaign(
     out_root: Path | None = None,
     rerun: bool = False,
     letters_format: str = "files",
+    jobs: int | None = None,
 ) -> RunResult:
     """Evaluate, write the run folder, record contact history and the runs row, rename into place."""
     out_root = (out_root or ws.out_dir).resolve()  # runs.out_dir must not depend on the current folder
@@ -83,7 +92,7 @@ def run_campaign(
     tmp = final.with_name(f".{run_id}.tmp-{os.getpid()}")
     committed = False
     try:
-        result = _write_run(con, ws, selection, run_id, tmp, final, letters_format)
+        result = _write_run(con, ws, selection, run_id, tmp, final, LetterSettings(letters_format, jobs))
         pause_point("run:after-manifest")
         _record(con, selection, run_id, final, result)
         committed = True
@@ -105,7 +114,7 @@ def _write_run(
     run_id: str,
     tmp: Path,
     final: Path,
-    letters_format: str,
+    settings: LetterSettings,
 ) -> RunResult:
     from crmlist.letters import LetterJob, LetterResult, render_letters  # Jinja2 and Babel load here
 
@@ -125,7 +134,8 @@ def _write_run(
     )
     if wants_letters(ws, campaign):
         prepare_letter_targets(con, selection)
-        letters = render_letters(con, ws, LetterJob(campaign.name, selection.as_of, letters_format), tmp)
+        job = LetterJob(campaign.name, selection.as_of, settings.letters_format, jobs=settings.jobs)
+        letters = render_letters(con, ws, job, tmp)
     else:
         letters = LetterResult(written=[], failed=[], paths=[])
     counts = selection.counts() | {"letters": len(letters.written), "failed": len(letters.failed)}
@@ -148,7 +158,7 @@ def _write_run(
         "counts": counts,
         "rules_sha256": sha256_file(campaign.path),
         "files": files,
-        "letters_format": letters_format,
+        "letters_format": settings.letters_format,
     }
     pause_point("run:before-manifest")
     write_json(tmp / "manifest.json", manifest)

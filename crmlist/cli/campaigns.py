@@ -12,6 +12,7 @@ from crmlist.cli.app import app, workspace_from
 from crmlist.cli.options import (
     AsOfOpt,
     DbOpt,
+    JobsOpt,
     JsonOpt,
     LettersFormatOpt,
     OutOpt,
@@ -168,6 +169,7 @@ def run(
     as_of: AsOfOpt = None,
     rerun: Annotated[bool, typer.Option("--rerun", help="Recompute a run id already recorded.")] = False,
     letters_format: LettersFormatOpt = "files",
+    jobs: JobsOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -262,6 +264,7 @@ def letters(
     ] = None,
     as_of: AsOfOpt = None,
     letters_format: LettersFormatOpt = "files",
+    jobs: JobsOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -282,7 +285,7 @@ def letters(
         from crmlist.cli.render import show_run
 
         with store.writer(ws.db_path, f"letters --resume {resume}", wait=wait) as con:
-            run_result = resume_letters(con, ws, resume)
+            run_result = resume_letters(con, ws, resume, jobs)
         show_run(printer, run_result)
         printer.result("letters", run_id=resume, counts=run_result.counts, paths={"run": str(run_result.folder)})
         if run_result.status == "partial":
@@ -290,7 +293,7 @@ def letters(
         return
     if out is None:
         raise UsageError("letters", "--out is required (or --resume RUN_ID)", "pass --out DIR")
-    written, failed = _proof_letters(ws, name, out, as_of, letters_format, wait)
+    written, failed = _proof_letters(ws, name, out, as_of, letters_format, wait, jobs)
     printer.notice(f"{name}: {written} letters written to {out}, {failed} failed")
     printer.result("letters", counts={"letters": written, "failed": failed}, paths={"out": str(out)})
     if failed:
@@ -298,7 +301,7 @@ def letters(
 
 
 def _proof_letters(
-    ws: Workspace, name: str, out: Path, as_of: str | None, letters_format: str, wait: float
+    ws: Workspace, name: str, out: Path, as_of: str | None, letters_format: str, wait: float, jobs: int | None
 ) -> tuple[int, int]:
     from crmlist.campaign.evaluate import evaluate, resolve_as_of
     from crmlist.campaign.model import load_campaign
@@ -309,5 +312,5 @@ def _proof_letters(
         campaign = load_campaign(ws, name)
         selection = evaluate(con, ws, campaign, resolve_as_of(campaign, parse_as_of(as_of) if as_of else None))
         prepare_letter_targets(con, selection)
-        result = render_letters(con, ws, LetterJob(name, selection.as_of, letters_format), out)
+        result = render_letters(con, ws, LetterJob(name, selection.as_of, letters_format, jobs=jobs), out)
     return len(result.written), len(result.failed)

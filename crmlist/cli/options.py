@@ -23,9 +23,12 @@ WaitOpt = Annotated[
     float, typer.Option("--wait", help="Wait up to SECONDS for another crmlist to release the database.")
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (default: the workspace's out/).")]
+JobsOpt = Annotated[
+    int | None, typer.Option("--jobs", "-j", min=1, help="Letter-rendering processes (default: one per core).")
+]
 LettersFormatOpt = Annotated[
     str,
-    typer.Option("--letters-format", help="files (one per target) or a bundle: jsonl, mbox, zip."),
+    typer.Option("--letters-format", help="files (one per target) or a bundle: jsonl, mbox, zip, pdf."),
 ]
 LogFileOpt = Annotated[
     Path | None,
