@@ -134,6 +134,19 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
+def write_output(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], output: str, fmt: str) -> int:
+    """write_query to a file, or with output "-" through a private temp file to stdout."""
+    if output != "-":
+        return write_query(con, sql, params, Path(output), fmt)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="crmlist-") as tmp:
+        target = Path(tmp) / f"list.{fmt}"
+        rows = write_query(con, sql, params, target, fmt)
+        copy_to_stdout(target)
+    return rows
+
+
 def copy_to_stdout(path: Path) -> None:
     """Stream a finished file to stdout (for `-o -`)."""
     with open(path, "rb") as fh:

@@ -224,11 +224,9 @@ def export(
 
     Example: crmlist export winback -o winback.xlsx
     """
-    import tempfile
-
     from crmlist.campaign.evaluate import evaluate, list_query, resolve_as_of
     from crmlist.campaign.model import load_campaign
-    from crmlist.outputs import copy_to_stdout, format_from_path, write_query
+    from crmlist.outputs import format_from_path, write_output
 
     ws = workspace_from(ctx, workspace, db)
     kind = format_from_path(output if output != "-" else "", fmt)
@@ -240,13 +238,7 @@ def export(
         selection = evaluate(con, ws, campaign, as_of_date, columns=())
         sql, params = list_query(selection, control=control)
         watch.lap("evaluate")
-        if output == "-":
-            with tempfile.TemporaryDirectory(prefix="crmlist-") as tmp:
-                target = Path(tmp) / f"list.{kind}"
-                rows = write_query(con, sql, params, target, kind)
-                copy_to_stdout(target)
-        else:
-            rows = write_query(con, sql, params, Path(output), kind)
+        rows = write_output(con, sql, params, output, kind)
         watch.lap("write")
     printer = Printer(quiet, json_ and output != "-")
     if output != "-":

@@ -170,10 +170,7 @@ def rejects(
 
     Example: crmlist rejects --table customers -o customers-to-fix.csv
     """
-    import tempfile
-    from pathlib import Path
-
-    from crmlist.outputs import copy_to_stdout, format_from_path, write_query
+    from crmlist.outputs import format_from_path, write_output
 
     ws = workspace_from(ctx, workspace, db)
     where = "WHERE table_name = $table" if table else ""
@@ -190,12 +187,7 @@ def rejects(
             return
         kind = format_from_path(output if output != "-" else "", fmt)
         sql = f"SELECT {columns}, raw_line FROM load_rejects {where} ORDER BY table_name, file, line, column_name"
-        if output == "-":
-            with tempfile.TemporaryDirectory(prefix="crmlist-") as tmp:
-                n = write_query(con, sql, params, Path(tmp) / f"rejects.{kind}", kind)
-                copy_to_stdout(Path(tmp) / f"rejects.{kind}")
-        else:
-            n = write_query(con, sql, params, Path(output), kind)
+        n = write_output(con, sql, params, output, kind)
     printer = Printer(quiet, json_ and output != "-")
     if output != "-":
         printer.notice(f"{n} rejects written to {output}")
