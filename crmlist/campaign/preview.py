@@ -9,8 +9,9 @@ from typing import Any
 
 import duckdb
 
-from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, evaluate, list_columns, resolve_as_of
+from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_columns, resolve_as_of
 from crmlist.campaign.model import load_campaign
+from crmlist.engines import evaluate_on
 from crmlist.workspace import Workspace
 
 SAMPLE_COLUMNS = ["customer_id", "crm_cell", "crm_offer", "language", "recency_days", "frequency", "monetary"]
@@ -46,10 +47,12 @@ def preview_campaign(
     as_of: dt.date | None,
     sample_size: int = 5,
     show_personal: bool = False,
+    engine: str | None = None,
 ) -> Preview:
     """Evaluate the campaign in this (read-only) session and compare it with its last run."""
     campaign = load_campaign(ws, name)
-    selection = evaluate(con, ws, campaign, resolve_as_of(campaign, as_of), columns=SAMPLE_COLUMNS)
+    as_of_date = resolve_as_of(campaign, as_of)
+    selection = evaluate_on(con, ws, campaign, as_of_date, columns=SAMPLE_COLUMNS, engine=engine)
     if show_personal:
         columns = [c for c in list_columns(selection) if c not in {"campaign", "channel", "cell", "offer"}]
         columns = ["customer_id", "crm_cell", "crm_offer", *[c for c in columns if c != "customer_id"]]

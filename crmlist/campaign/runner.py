@@ -14,9 +14,10 @@ from typing import Any
 
 import duckdb
 
-from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, evaluate, list_query, resolve_as_of
+from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_query, resolve_as_of
 from crmlist.campaign.model import Campaign, load_campaign
 from crmlist.campaign.views import discover_views
+from crmlist.engines import data_fingerprint, evaluate_on
 from crmlist.errors import CrmlistError, OutputError
 from crmlist.outputs import sha256_file, write_json, write_query, write_rows_csv
 from crmlist.testing_hooks import pause_point
@@ -46,8 +47,10 @@ class LetterSettings:
     jobs: int | None = None
 
 
-def run_id_for(con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign, as_of: dt.date) -> str:
-    """campaign-asof-hash: the hash covers the rule file, templates, views, config and loaded data."""
+def run_id_for(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign, as_of: dt.date, engine: str | None = None
+) -> str:
+    """campaign-asof-hash: the hash covers the rule file, templates, views, config and the data."""
     digest = hashlib.sha256()
     digest.update(campaign.path.read_bytes())
     names = {campaign.template, *(c.template for c in campaign.cells if c.template)}
@@ -60,9 +63,7 @@ def run_id_for(con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign
     config = ws.root / CONFIG_NAME
     if config.exists():
         digest.update(config.read_bytes())
-    # A file loaded again and skipped is recorded with no rows: it changes no data, so not the run id either.
-    loads = "SELECT table_name, sha256, rows_loaded FROM loads WHERE rows_loaded > 0 OR rows_rejected > 0"
-    for row in con.execute(f"{loads} ORDER BY ALL").fetchall():
+    for row in data_fingerprint(con, ws, engine):
         digest.update(repr(row).encode())
     return f"{campaign.name}-{as_of.isoformat()}-{digest.hexdigest()[:8]}"
 
@@ -76,18 +77,19 @@ def run_campaign(
     rerun: bool = False,
     letters_format: str = "files",
     jobs: int | None = None,
+    engine: str | None = None,
 ) -> RunResult:
     """Evaluate, write the run folder, record contact history and the runs row, rename into place."""
     out_root = (out_root or ws.out_dir).resolve()  # runs.out_dir must not depend on the current folder
     recover(con, out_root)
     campaign = load_campaign(ws, name)
     as_of = resolve_as_of(campaign, as_of)
-    run_id = run_id_for(con, ws, campaign, as_of)
+    run_id = run_id_for(con, ws, campaign, as_of, engine)
     existing = con.execute("SELECT out_dir, status, counts FROM runs WHERE run_id = ?", [run_id]).fetchone()
     if existing and not rerun:
         folder = Path(existing[0])
         return RunResult(run_id, name, as_of, folder, "existing", json.loads(existing[2] or "{}"), 0, folder.is_dir())
-    selection = evaluate(con, ws, campaign, as_of, exclude_run=run_id if rerun else None)
+    selection = evaluate_on(con, ws, campaign, as_of, exclude_run=run_id if rerun else None, engine=engine)
     final = out_root / name / run_id
     tmp = final.with_name(f".{run_id}.tmp-{os.getpid()}")
     committed = False

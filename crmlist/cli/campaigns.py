@@ -12,6 +12,7 @@ from crmlist.cli.app import app, workspace_from
 from crmlist.cli.options import (
     AsOfOpt,
     DbOpt,
+    EngineOpt,
     JobsOpt,
     JsonOpt,
     LettersFormatOpt,
@@ -118,6 +119,7 @@ def preview(
     as_of: AsOfOpt = None,
     sample: Annotated[int, typer.Option("--sample", help="Sample rows to show.")] = 5,
     show_personal: Annotated[bool, typer.Option("--show-personal", help="Show names and contacts.")] = False,
+    engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -134,7 +136,7 @@ def preview(
     watch = Stopwatch()
     with store.reader(ws.db_path, "preview", wait=wait) as con:
         watch.lap("open")
-        result = preview_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, sample, show_personal)
+        result = preview_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, sample, show_personal, engine)
         watch.lap("preview")
     out = Printer(quiet, json_)
     plan = result.plan
@@ -170,6 +172,7 @@ def run(
     rerun: Annotated[bool, typer.Option("--rerun", help="Recompute a run id already recorded.")] = False,
     letters_format: LettersFormatOpt = "files",
     jobs: JobsOpt = None,
+    engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -214,6 +217,7 @@ def export(
     fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, parquet, xlsx.")] = None,
     control: Annotated[bool, typer.Option("--control", help="Export the control group instead.")] = False,
     as_of: AsOfOpt = None,
+    engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -224,8 +228,9 @@ def export(
 
     Example: crmlist export winback -o winback.xlsx
     """
-    from crmlist.campaign.evaluate import evaluate, list_query, resolve_as_of
+    from crmlist.campaign.evaluate import list_query, resolve_as_of
     from crmlist.campaign.model import load_campaign
+    from crmlist.engines import evaluate_on
     from crmlist.outputs import format_from_path, write_output
 
     ws = workspace_from(ctx, workspace, db)
@@ -235,7 +240,7 @@ def export(
         watch.lap("open")
         campaign = load_campaign(ws, name)
         as_of_date = resolve_as_of(campaign, parse_as_of(as_of) if as_of else None)
-        selection = evaluate(con, ws, campaign, as_of_date, columns=())
+        selection = evaluate_on(con, ws, campaign, as_of_date, columns=(), engine=engine)
         sql, params = list_query(selection, control=control)
         watch.lap("evaluate")
         rows = write_output(con, sql, params, output, kind)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -192,6 +193,37 @@ def rejects(
     if output != "-":
         printer.notice(f"{n} rejects written to {output}")
     printer.result("rejects", counts={"rejects": n}, paths={"rejects": output})
+
+
+@app.command("export-parquet")
+def export_parquet(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Lake folder: one Parquet folder per table is written under it.")],
+    tables: Annotated[list[str], typer.Option("--table", help="Only these tables (repeatable).")] = [],  # noqa: B006
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the canonical tables as Parquet for a lake, for `--engine spark`.
+
+    Example: crmlist export-parquet lake
+    """
+    from crmlist.engines import SOURCE_TABLES
+    from crmlist.engines.lake import export_parquet as write_lake
+
+    unknown = [t for t in tables if t not in SOURCE_TABLES]
+    if unknown:
+        raise UsageError("--table", f"unknown table {unknown[0]!r}", f"use one of: {', '.join(SOURCE_TABLES)}")
+    ws = workspace_from(ctx, workspace, db)
+    with store.reader(ws.db_path, "export-parquet", wait=wait) as con:
+        rows = write_lake(con, folder, tuple(tables) or SOURCE_TABLES)
+    printer = Printer(quiet, json_)
+    for table, n in rows.items():
+        printer.notice(f"{table}: {n} rows -> {folder / table}")
+    printer.notice(f'hint: set [engine] lake = "{folder}" in crmlist.toml to run campaigns there with --engine spark')
+    printer.result("export-parquet", counts=rows, paths={"lake": str(folder)})
 
 
 @app.command()

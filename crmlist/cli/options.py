@@ -53,3 +53,6 @@ def add_log_file_option(group: Any) -> None:
 
 def _log_file_probe(log_file: LogFileOpt = None) -> None:
     """Only here so Typer builds the --log-file option the way it builds every other one."""
+
+
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="Where the campaign runs: duckdb (default) or spark.")]
