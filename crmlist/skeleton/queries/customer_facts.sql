@@ -20,9 +20,9 @@ agg AS (
         max(b.order_date) AS last_purchase_date,
         count(DISTINCT b.order_id) AS frequency,
         sum(b.amount) AS monetary,
-        count(DISTINCT b.order_id) FILTER (WHERE b.order_date > rp.as_of - 365) AS frequency_365,
-        sum(b.amount) FILTER (WHERE b.order_date > rp.as_of - 365) AS monetary_365,
-        list(DISTINCT b.category ORDER BY b.category) FILTER (WHERE b.category IS NOT NULL) AS categories
+        count(DISTINCT CASE WHEN b.order_date > rp.as_of - 365 THEN b.order_id END) AS frequency_365,
+        sum(CASE WHEN b.order_date > rp.as_of - 365 THEN b.amount END) AS monetary_365,
+        list_sort(list_distinct(list(b.category))) AS categories
     FROM bought AS b
     CROSS JOIN run_params AS rp
     GROUP BY b.customer_id
@@ -31,7 +31,7 @@ contacted AS (
     SELECT
         ch.customer_id,
         max(ch.as_of) AS last_contacted_at,
-        count(*) FILTER (WHERE ch.as_of > rp.as_of - 90) AS contacts_90
+        count(CASE WHEN ch.as_of > rp.as_of - 90 THEN 1 END) AS contacts_90
     FROM contact_history AS ch
     CROSS JOIN run_params AS rp
     WHERE NOT ch.is_control AND ch.as_of <= rp.as_of AND ch.run_id IS DISTINCT FROM rp.exclude_run
