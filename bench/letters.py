@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -246,27 +245,45 @@ def write_mailmerge_inputs(db_path: Path, ws_root: Path, folder: Path) -> None:
     (folder / "server.conf").write_text(MAILMERGE_CONFIG, encoding="utf-8")
 
 
-class ChildPeak(threading.Thread):
-    """Samples the peak resident memory (VmHWM) of this process's children, the render workers."""
+def peak_kb(pid: int | str) -> int:
+    """A process's peak resident memory (VmHWM): its own since exec, unlike ru_maxrss, which keeps
+    the size of the parent it was forked from."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
-    def __init__(self) -> None:
+
+class PeakWatch(threading.Thread):
+    """Samples the peak resident memory of one process, or of the children of this one (the workers)."""
+
+    def __init__(self, pid: int | None = None) -> None:
         super().__init__(daemon=True)
+        self.pid = pid
         self.peak_kb = 0
         self.done = threading.Event()
 
+    def _pids(self) -> list[str]:
+        if self.pid is not None:
+            return [str(self.pid)]
+        me, found = str(os.getpid()), []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == me:
+                    found.append(pid)
+            except (OSError, IndexError):
+                continue
+        return found
+
     def run(self) -> None:
-        me = str(os.getpid())
         while not self.done.wait(0.2):
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] != me:
-                        continue
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except (OSError, IndexError):
-                    continue
-                for line in status.splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            self.peak_kb = max([self.peak_kb, *map(peak_kb, self._pids())])
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        return self.peak_kb
 
 
 def run_variant(fmt: str, db_path: Path, ws_root: Path, out: Path, jobs: int | None, pdf_rows: int) -> dict[str, Any]:
@@ -282,29 +299,34 @@ def run_variant(fmt: str, db_path: Path, ws_root: Path, out: Path, jobs: int | N
         )
         table = "pdf_targets"
     ws = open_workspace(ws_root, db_path)
-    peak = ChildPeak()
-    peak.start()
+    workers = PeakWatch()
+    workers.start()
     start = time.perf_counter()
     result = render_letters(con, ws, LetterJob(CAMPAIGN, AS_OF, fmt, jobs=jobs), out, table=table)
     seconds = time.perf_counter() - start
-    peak.done.set()
-    peak.join()
     written, failed = len(result.written), len(result.failed)
-    parent_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"letters": written, "failed": failed, "seconds": seconds, "rss_kb": parent_kb, "workers_kb": peak.peak_kb}
+    return {
+        "letters": written,
+        "failed": failed,
+        "seconds": seconds,
+        "rss_kb": peak_kb(os.getpid()),
+        "workers_kb": workers.stop(),
+    }
 
 
 def _timed(cmd: list[str], stdout: Any) -> tuple[float, float, int]:
-    """Run cmd: its wall time, and from wait4 the CPU seconds and peak RSS (kB) of it and its workers."""
+    """Run cmd: its wall time, CPU seconds (with its workers, from wait4) and its own peak RSS (kB)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    watch = PeakWatch(proc.pid)
+    watch.start()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         raise SystemExit(f"{' '.join(cmd[:3])}... failed ({proc.returncode}):\n{err[-2000:]}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return seconds, usage.ru_utime + usage.ru_stime, watch.stop()
 
 
 def bench_crmlist(fmt: str, db: Path, ws: Path, out: Path, jobs: int | None, pdf_rows: int) -> dict[str, Any]:

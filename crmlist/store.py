@@ -254,7 +254,9 @@ def _connect_retrying(db_path: Path, read_only: bool, command: str, wait: float)
     deadline = time.monotonic() + wait
     while True:
         try:
+            # DuckDB's own progress bar would draw on stderr during long queries: messages are crmlist's.
             con = duckdb.connect(str(db_path), read_only=read_only)
+            con.execute("SET enable_progress_bar = false")
             _OPEN.add(con)
             return con
         except duckdb.Error as exc:

@@ -35,7 +35,8 @@ def pooled(fmt: str, jobs: int) -> LetterJob:
 
 
 @pytest.mark.parametrize("fmt", ["files", "jsonl"])
-def test_two_workers_write_what_one_process_writes(tmp_path: Path, fmt: str) -> None:
+def test_two_workers_write_what_one_process_writes(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("crmlist.letters.stream.RANGE_ROWS", 4)  # three queries of targets, batches of 3
     ws = make_ws(tmp_path, {"winback.txt.j2": TEMPLATE})
     results = {}
     for jobs in (1, 2):

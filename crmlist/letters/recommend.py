@@ -10,19 +10,59 @@ from crmlist.errors import BadInputError
 from crmlist.workspace import Workspace
 
 RECOMMENDATIONS_TABLE = "letter_recommendations"
+LIFT_TABLE = "letter_recommendation_lift"
+SLICE_TARGETS = 50_000  # targets ranked per statement: DuckDB's memory stays bounded whatever the run's size
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# One row per (customer_id, rank) for the targets in {targets}; parameters: excluded categories
-# (lower-cased) and N. Categories and colours compare case-insensitively ("Black" is "black").
-#
-# Lift of a pair (a, b), over orders up to as-of that hold at least one product_id:
+# Co-purchase lift of the pairs (anchor, other) whose anchor some target in {targets} bought. Lift of
+# a pair (a, b), over orders up to as-of that hold at least one product_id:
 #     lift(a, b) = n_ab * N / (n_a * n_b) = P(a and b) / (P(a) * P(b))
 # where N is the number of such orders, n_a the orders holding a, n_ab the orders holding both.
 # A pair qualifies with n_ab >= 5 and lift > 1, tested exactly in integers (n_ab * N > n_a * n_b).
-RECOMMEND_SQL = """
+LIFT_SQL = """
 CREATE OR REPLACE TEMP TABLE {into} AS
 WITH params AS (SELECT max(as_of) AS as_of FROM run_params),
-target_ids AS (SELECT DISTINCT customer_id FROM {targets}),
+baskets AS (
+    SELECT DISTINCT pu.order_id, pu.product_id
+    FROM purchases AS pu CROSS JOIN params
+    WHERE pu.order_date <= params.as_of AND pu.product_id IS NOT NULL AND pu.order_id IS NOT NULL
+),
+order_count AS (SELECT count(DISTINCT order_id) AS n FROM baskets),
+product_orders AS (  -- n_a; fewer than 5 orders can never give 5 shared ones
+    SELECT product_id, count(*) AS n_p FROM baskets GROUP BY product_id HAVING count(*) >= 5
+),
+anchors AS (
+    SELECT DISTINCT pu.product_id
+    FROM purchases AS pu
+    JOIN (SELECT DISTINCT customer_id FROM {targets}) AS t ON t.customer_id = pu.customer_id
+    JOIN product_orders AS po ON po.product_id = pu.product_id
+    CROSS JOIN params
+    WHERE pu.order_date <= params.as_of
+),
+pairs AS (
+    SELECT a.product_id AS anchor, o.product_id AS other, count(*) AS n_ab
+    FROM baskets AS a
+    JOIN anchors AS an ON an.product_id = a.product_id
+    JOIN baskets AS o ON o.order_id = a.order_id AND o.product_id <> a.product_id
+    JOIN product_orders AS po ON po.product_id = o.product_id
+    GROUP BY a.product_id, o.product_id
+    HAVING count(*) >= 5
+)
+SELECT p.anchor, p.other, CAST(p.n_ab AS DOUBLE) * oc.n / (CAST(pa.n_p AS DOUBLE) * pb.n_p) AS lift
+FROM pairs AS p
+JOIN product_orders AS pa ON pa.product_id = p.anchor
+JOIN product_orders AS pb ON pb.product_id = p.other
+CROSS JOIN order_count AS oc
+WHERE CAST(p.n_ab AS HUGEINT) * oc.n > CAST(pa.n_p AS HUGEINT) * pb.n_p
+"""
+
+# One row per (customer_id, rank) for the targets in {targets} whose hash falls in slice $slice of
+# $slices: a slice at a time keeps DuckDB's memory bounded however many targets. Parameters: excluded
+# categories (lower-cased) and N. Categories and colours compare case-insensitively ("Black" is "black").
+RANK_SQL = """
+{verb}
+WITH params AS (SELECT max(as_of) AS as_of FROM run_params),
+target_ids AS (SELECT DISTINCT customer_id FROM {targets} WHERE hash(customer_id) % $slices = $slice),
 bought AS (  -- each target's products up to as-of; a product's category is its own, else the purchase's
     SELECT pu.customer_id, pu.product_id,
            lower(any_value(pr.color)) AS color_key,
@@ -49,39 +89,10 @@ complement AS (  -- same colour as the bought product first, then the order list
     JOIN candidates AS c ON c.product_id = x.product_id
     WHERE coalesce(c.cat_key <> b.cat_key, TRUE)
 ),
-baskets AS (
-    SELECT DISTINCT pu.order_id, pu.product_id
-    FROM purchases AS pu CROSS JOIN params
-    WHERE pu.order_date <= params.as_of AND pu.product_id IS NOT NULL AND pu.order_id IS NOT NULL
-),
-order_count AS (SELECT count(DISTINCT order_id) AS n FROM baskets),
-product_orders AS (  -- n_a; fewer than 5 orders can never give 5 shared ones
-    SELECT product_id, count(*) AS n_p FROM baskets GROUP BY product_id HAVING count(*) >= 5
-),
-anchors AS (
-    SELECT DISTINCT b.product_id FROM bought AS b JOIN product_orders AS po ON po.product_id = b.product_id
-),
-pairs AS (
-    SELECT a.product_id AS anchor, o.product_id AS other, count(*) AS n_ab
-    FROM baskets AS a
-    JOIN anchors AS an ON an.product_id = a.product_id
-    JOIN baskets AS o ON o.order_id = a.order_id AND o.product_id <> a.product_id
-    JOIN product_orders AS po ON po.product_id = o.product_id
-    GROUP BY a.product_id, o.product_id
-    HAVING count(*) >= 5
-),
-lifted AS (
-    SELECT p.anchor, p.other, CAST(p.n_ab AS DOUBLE) * oc.n / (CAST(pa.n_p AS DOUBLE) * pb.n_p) AS lift
-    FROM pairs AS p
-    JOIN product_orders AS pa ON pa.product_id = p.anchor
-    JOIN product_orders AS pb ON pb.product_id = p.other
-    CROSS JOIN order_count AS oc
-    WHERE CAST(p.n_ab AS HUGEINT) * oc.n > CAST(pa.n_p AS HUGEINT) * pb.n_p
-),
 copurchase AS (  -- the category test is against the bought product that led to it
     SELECT b.customer_id, c.product_id, 2 AS grp, 0 AS k1, -l.lift AS k2
     FROM bought AS b
-    JOIN lifted AS l ON l.anchor = b.product_id
+    JOIN {lift} AS l ON l.anchor = b.product_id
     JOIN candidates AS c ON c.product_id = l.other
     WHERE coalesce(c.cat_key <> b.cat_key, TRUE)
 ),
@@ -122,10 +133,17 @@ def excluded_categories(ws: Workspace) -> list[str]:
 
 
 def compute_recommendations(con: duckdb.DuckDBPyConnection, ws: Workspace, targets: str = "letter_targets") -> str:
-    """Fill the temp table of recommendations for every target; returns its name."""
-    for name in (targets, RECOMMENDATIONS_TABLE):
+    """Fill the temp table of recommendations for every target, a slice of targets at a time; returns its name."""
+    for name in (targets, RECOMMENDATIONS_TABLE, LIFT_TABLE):
         if not _IDENT_RE.match(name):
             raise ValueError(f"not a table name: {name!r}")
-    sql = RECOMMEND_SQL.format(into=RECOMMENDATIONS_TABLE, targets=targets)
-    con.execute(sql, {"exclude": excluded_categories(ws), "n": recommend_count(ws)})
+    params = {"exclude": excluded_categories(ws), "n": recommend_count(ws)}
+    con.execute(LIFT_SQL.format(into=LIFT_TABLE, targets=targets))
+    count = int(con.execute(f"SELECT count(DISTINCT customer_id) FROM {targets}").fetchall()[0][0])
+    slices = max(1, -(-count // SLICE_TARGETS))
+    for piece in range(slices):
+        first = f"CREATE OR REPLACE TEMP TABLE {RECOMMENDATIONS_TABLE} AS"
+        verb = first if piece == 0 else f"INSERT INTO {RECOMMENDATIONS_TABLE}"
+        sql = RANK_SQL.format(verb=verb, targets=targets, lift=LIFT_TABLE)
+        con.execute(sql, params | {"slices": slices, "slice": piece})
     return RECOMMENDATIONS_TABLE

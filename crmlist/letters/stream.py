@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from crmlist.errors import BadInputError, UsageError
 from crmlist.letters.job import LETTER_FORMATS, LetterFailure, LetterJob, LetterResult, RenderedChunk
@@ -22,6 +23,7 @@ from crmlist.workspace import Workspace
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AUTO_POOL_BATCHES = 8
+RANGE_ROWS = 100_000  # targets joined and sorted per query
 
 
 def _check_format(fmt: str) -> None:
@@ -40,23 +42,53 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _targets_query(table: str, columns: list[str], recs: str, only_ids: set[str] | None) -> tuple[str, dict[str, Any]]:
-    """Targets in customer_id order, each with its recommendations as a list of structs, best first."""
+def _only(only_ids: set[str] | None) -> tuple[str, dict[str, Any]]:
+    if only_ids is None:
+        return "", {}
+    return "AND t.customer_id IN (SELECT unnest(CAST($ids AS VARCHAR[])))", {"ids": sorted(only_ids)}
+
+
+def _range_starts(con: duckdb.DuckDBPyConnection, table: str, only_ids: set[str] | None) -> list[str]:
+    """The first customer_id of each RANGE_ROWS targets, in order."""
+    only, params = _only(only_ids)
+    sql = f"""
+        SELECT customer_id FROM (
+            SELECT t.customer_id, row_number() OVER (ORDER BY t.customer_id) - 1 AS i
+            FROM {table} AS t WHERE t.customer_id IS NOT NULL {only}
+        ) WHERE i % {RANGE_ROWS} = 0 ORDER BY customer_id
+    """
+    return [str(row[0]) for row in con.execute(sql, params or None).fetchall()]
+
+
+def _range_query(table: str, columns: list[str], recs: str, only: str, last: bool) -> str:
+    """Targets from $lo (to $hi) in customer_id order, each with its recommendations as a list of structs."""
     keys = "product_id := r.product_id, name := r.name, category := r.category, color := r.color, "
     keys += "price := r.price, reason := r.reason"
-    where = "WHERE t.customer_id IN (SELECT unnest(CAST($ids AS VARCHAR[])))" if only_ids is not None else ""
     selected = "".join(f"t.{_quoted(c)}, " for c in columns)
-    sql = f"""
+    within = "{0}.customer_id >= $lo" + ("" if last else " AND {0}.customer_id < $hi")
+    return f"""
         SELECT {selected}coalesce(r.recs, []) AS {RECS_COLUMN}
         FROM {table} AS t
         LEFT JOIN (
             SELECT r.customer_id, list(struct_pack({keys}) ORDER BY r.rank) AS recs
-            FROM {recs} AS r GROUP BY r.customer_id
+            FROM {recs} AS r WHERE {within.format("r")} GROUP BY r.customer_id
         ) AS r ON r.customer_id = t.customer_id
-        {where}
+        WHERE {within.format("t")} {only}
         ORDER BY t.customer_id
     """
-    return sql, ({"ids": sorted(only_ids)} if only_ids is not None else {})
+
+
+def target_batches(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], recs: str, only_ids: set[str] | None, rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Targets in customer_id order with their recommendations, in Arrow batches of `rows`; joined and
+    sorted RANGE_ROWS targets at a time, so that DuckDB's memory stays bounded however many there are."""
+    only, params = _only(only_ids)
+    starts = _range_starts(con, table, only_ids)
+    for lo, hi in zip(starts, [*starts[1:], None], strict=True):
+        sql = _range_query(table, columns, recs, only, last=hi is None)
+        bounds = {"lo": lo} if hi is None else {"lo": lo, "hi": hi}
+        yield from con.sql(sql, params=params | bounds).to_arrow_reader(rows)
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str, only_ids: set[str] | None) -> int:
@@ -123,8 +155,8 @@ def render_letters(
     batches = -(-_count(con, table, job.only_ids) // rows)
     with _pool(renderer, names, _workers(job, jobs, batches), batches) as pool:
         recs = compute_recommendations(con, ws, table)  # while the workers start
-        sql, params = _targets_query(table, renderer.columns(con.table(table).columns), recs, job.only_ids)
-        reader = con.sql(sql, params=params or None).to_arrow_reader(rows)
+        columns = renderer.columns(con.table(table).columns)
+        reader = target_batches(con, table, columns, recs, job.only_ids, rows)
         chunks = pool.map_in_order(render_in_worker, reader) if pool else map(renderer.render_chunk, reader)
         # an error or a signal anywhere in here leaves the `with` block, which stops the workers at once
         return _write_all(chunks, open_writer(out_dir, job), out_dir)
