@@ -130,6 +130,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT OR REPLACE INTO crmlist_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
+def duckdb_reason(exc: Exception) -> str:
+    """DuckDB's first error line, which names the problem without the data rows its later lines quote."""
+    return str(exc).strip().splitlines()[0][:300]
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """Column names of a table or view in the order the database keeps them."""
     rows = con.execute(

@@ -15,6 +15,7 @@ from crmlist.campaign.helpers import HelperExpander
 from crmlist.campaign.model import Campaign, campaign_names, load_campaign
 from crmlist.campaign.views import prepare_session
 from crmlist.errors import BadInputError, CrmlistError, MultipleErrors
+from crmlist.store import duckdb_reason
 from crmlist.workspace import Workspace
 
 
@@ -88,7 +89,7 @@ def _check_expressions(con: duckdb.DuckDBPyConnection, campaign: Campaign, catal
 
 
 def _db_problem(campaign: Campaign, key: str, exc: duckdb.Error) -> BadInputError:
-    reason = str(exc).strip().splitlines()[0]
+    reason = duckdb_reason(exc)
     reason = reason.split(": ", 1)[1] if ": " in reason else reason
     prefix = f"{key}: " if key else ""
     return BadInputError(f"queries/{campaign.path.name}", f"{prefix}{reason[:200]}", "fix the expression (DuckDB SQL)")

@@ -14,7 +14,7 @@ from crmlist.campaign.expressions import Catalog
 from crmlist.campaign.model import Campaign
 from crmlist.campaign.views import FACTS, prepare_session
 from crmlist.errors import BadInputError
-from crmlist.store import table_columns
+from crmlist.store import duckdb_reason, table_columns
 from crmlist.workspace import Workspace
 
 SELECTED_TABLE = "crm_selected"
@@ -134,17 +134,7 @@ def evaluate(
     con.execute(f"CREATE OR REPLACE TEMP TABLE {FACTS_TABLE} AS SELECT {select} FROM customer_facts")
     _execute(con, campaign, compiled.sql, compiled.params)
     rows = con.execute(f"SELECT stage, cell, count(*) FROM {RESULT_TABLE} GROUP BY ALL").fetchall()
-    by_stage: dict[int, int] = {}
-    by_cell: dict[tuple[int, int], int] = {}
-    for stage, cell, n in rows:
-        by_stage[stage] = by_stage.get(stage, 0) + n
-        if cell is not None:
-            by_cell[(stage, cell)] = by_cell.get((stage, cell), 0) + n
-    waterfall = _waterfall(compiled, by_stage)
-    cells = [
-        CellCount(cell.name, cell.offer, by_cell.get((0, j), 0), by_cell.get((compiled.control_stage, j), 0))
-        for j, cell in enumerate(campaign.cells, start=1)
-    ]
+    waterfall, cells = tally(compiled, campaign, rows)
     selection = Selection(campaign, as_of, compiled, waterfall, cells, catalog)
     _select(con, selection)
     return selection
@@ -154,7 +144,7 @@ def _execute(con: duckdb.DuckDBPyConnection, campaign: Campaign, sql: str, param
     try:
         con.execute(sql, params)
     except duckdb.Error as exc:
-        reason = str(exc).strip().splitlines()[0][:300]
+        reason = duckdb_reason(exc)
         raise BadInputError(
             f"queries/{campaign.path.name}",
             f"the campaign does not run: {reason}",
@@ -162,14 +152,47 @@ def _execute(con: duckdb.DuckDBPyConnection, campaign: Campaign, sql: str, param
         ) from None
 
 
-def _waterfall(compiled: Compiled, by_stage: dict[int, int]) -> list[Step]:
+def tally(
+    compiled: Compiled, campaign: Campaign, rows: list[tuple[int, int | None, int]]
+) -> tuple[list[Step], list[CellCount]]:
+    """Waterfall and cell counts from the result's (stage, cell, count) rows; every engine derives them so."""
+    by_stage: dict[int, int] = {}
+    by_cell: dict[tuple[int, int], int] = {}
+    for stage, cell, n in rows:
+        by_stage[stage] = by_stage.get(stage, 0) + n
+        if cell is not None:
+            by_cell[(stage, cell)] = by_cell.get((stage, cell), 0) + n
     remaining = sum(by_stage.values())
-    steps = [Step("all customers", remaining, 0)]
+    waterfall = [Step("all customers", remaining, 0)]
     for code, name in enumerate(compiled.steps, start=1):
         removed = by_stage.get(code, 0)
         remaining -= removed
-        steps.append(Step(name, remaining, removed))
-    return steps
+        waterfall.append(Step(name, remaining, removed))
+    cells = [
+        CellCount(cell.name, cell.offer, by_cell.get((0, j), 0), by_cell.get((compiled.control_stage, j), 0))
+        for j, cell in enumerate(campaign.cells, start=1)
+    ]
+    return waterfall, cells
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def selected_sql(selection: Selection) -> str:
+    """The facts rows of targets and controls with their cell, offer and rank (DuckDB SQL, no order)."""
+    relations = sorted(set(selection.extra_relations.values()))
+    joins = "".join(f" LEFT JOIN {_quoted(v)} ON {_quoted(v)}.customer_id = f.customer_id" for v in relations)
+    extras = "".join(
+        f", {_quoted(v)}.{_quoted(c)} AS {_quoted('x_' + c)}" for c, v in selection.extra_relations.items()
+    )
+    return (
+        "SELECT r.stage = 0 AS crm_is_target, c.name AS crm_cell, c.offer AS crm_offer, "
+        "c.template AS crm_cell_template, r.cell AS crm_cell_idx, r.rank AS crm_rank, "
+        f"f.*{extras} FROM {RESULT_TABLE} AS r JOIN {CELLS_TABLE} AS c ON c.idx = r.cell "
+        f"JOIN {FACTS_TABLE} AS f ON f.customer_id = r.customer_id{joins} "
+        f"WHERE r.stage IN (0, {selection.compiled.control_stage})"
+    )
 
 
 def _select(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
@@ -181,7 +204,6 @@ def _select(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
     if cells:
         con.executemany(f"INSERT INTO {CELLS_TABLE} VALUES (?, ?, ?, ?)", cells)
     extras = [c for c in selection.campaign.columns if c not in selection.catalog.facts]
-    joins = ""
     for name in extras:
         holders = [v for v, cols in selection.catalog.views.items() if name in cols]
         if not holders:
@@ -191,16 +213,9 @@ def _select(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
                 "list columns of customer_facts or of a view",
             )
         selection.extra_relations[name] = holders[0]
-    for view in sorted(set(selection.extra_relations.values())):
-        joins += f' LEFT JOIN "{view}" ON "{view}".customer_id = f.customer_id'
-    extra_cols = "".join(f', "{v}"."{c}" AS "x_{c}"' for c, v in selection.extra_relations.items())
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {SELECTED_TABLE} AS SELECT r.stage = 0 AS crm_is_target, "
-        f"c.name AS crm_cell, c.offer AS crm_offer, c.template AS crm_cell_template, "
-        f"r.cell AS crm_cell_idx, r.rank AS crm_rank, "
-        f"f.*{extra_cols} FROM {RESULT_TABLE} AS r JOIN {CELLS_TABLE} AS c ON c.idx = r.cell "
-        f"JOIN {FACTS_TABLE} AS f ON f.customer_id = r.customer_id{joins} "
-        f"WHERE r.stage IN (0, {selection.compiled.control_stage}) ORDER BY r.cell, r.rank, f.customer_id"
+        f"CREATE OR REPLACE TEMP TABLE {SELECTED_TABLE} AS {selected_sql(selection)} "
+        "ORDER BY r.cell, r.rank, f.customer_id"
     )
 
 

@@ -13,6 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from crmlist.errors import BadInputError
+from crmlist.store import duckdb_reason
 from crmlist.workspace import Workspace
 
 FACTS = "customer_facts"
@@ -103,11 +104,6 @@ def prepare_session(
             con.execute(f'CREATE OR REPLACE TEMP VIEW "{view.name}" AS {view.sql}')
         except duckdb.Error as exc:
             raise BadInputError(
-                f"queries/{view.path.name}", f"the view does not run: {_duckdb_reason(exc)}", "fix the query"
+                f"queries/{view.path.name}", f"the view does not run: {duckdb_reason(exc)}", "fix the query"
             ) from None
     return views
-
-
-def _duckdb_reason(exc: duckdb.Error) -> str:
-    """DuckDB's first error line, which names the problem without quoting data rows."""
-    return str(exc).strip().splitlines()[0][:300]

@@ -258,7 +258,7 @@ def sql(
         try:
             result = con.execute(query)
         except duckdb.Error as exc:
-            raise BadInputError("sql", str(exc).strip().splitlines()[0][:300], "fix the query") from None
+            raise BadInputError("sql", store.duckdb_reason(exc), "fix the query") from None
         names = [d[0] for d in result.description or []]
         _print_rows(result, names, fmt)
 

@@ -14,7 +14,17 @@ from sqlglot import exp
 
 from crmlist import store
 from crmlist.campaign.compiler import FACTS_TABLE, RESULT_TABLE, Compiled
-from crmlist.campaign.evaluate import CELLS_TABLE, SELECTED_TABLE, CellCount, Selection, Step, evaluate, list_query
+from crmlist.campaign.evaluate import (
+    CELLS_TABLE,
+    SELECTED_TABLE,
+    CellCount,
+    Selection,
+    Step,
+    evaluate,
+    list_query,
+    selected_sql,
+    tally,
+)
 from crmlist.campaign.model import Campaign
 from crmlist.campaign.views import discover_views
 from crmlist.engines import EngineSettings, engine_settings
@@ -129,7 +139,7 @@ def _evaluate(
         run.schema = _schema(scratch)
         run.prepare(ws)
         run.result(shape.compiled)
-        waterfall, cells = _tally(shape.compiled, campaign, run.counts())
+        waterfall, cells = tally(shape.compiled, campaign, run.counts())
         selection = dataclasses.replace(shape, waterfall=waterfall, cells=cells)
         selected = run.selected(selection)
         targets, control = (_list(scratch, selection, control) for control in (False, True))
@@ -233,7 +243,7 @@ class _SparkRun:
 
     def selected(self, selection: Selection) -> pa.Table:
         """crm_selected as the DuckDB engine builds it, filled from Spark's rows."""
-        text = to_spark(parse_duckdb(_selected_sql(selection)), self.schema, self.where)
+        text = to_spark(parse_duckdb(selected_sql(selection)), self.schema, self.where)
         rows = guarded(self.where, lambda: to_arrow(self.spark.sql(text)))
         expected = store.table_columns(self.scratch, SELECTED_TABLE)
         if rows.column_names != expected:
@@ -253,46 +263,6 @@ class _SparkRun:
     def close(self) -> None:
         for frame in self.cached:
             frame.unpersist()
-
-
-def _selected_sql(selection: Selection) -> str:
-    """The DuckDB engine's crm_selected query (evaluate._select) in DuckDB SQL, for translation.
-
-    Its ORDER BY is left to DuckDB, which sorts the collected rows without a Spark shuffle.
-    """
-    relations = sorted(set(selection.extra_relations.values()))
-    joins = "".join(f" LEFT JOIN {_ident(v)} ON {_ident(v)}.customer_id = f.customer_id" for v in relations)
-    extras = "".join(f", {_ident(v)}.{_ident(c)} AS {_ident('x_' + c)}" for c, v in selection.extra_relations.items())
-    return (
-        "SELECT r.stage = 0 AS crm_is_target, c.name AS crm_cell, c.offer AS crm_offer, "
-        "c.template AS crm_cell_template, r.cell AS crm_cell_idx, r.rank AS crm_rank, "
-        f"f.*{extras} FROM {RESULT_TABLE} AS r JOIN {CELLS_TABLE} AS c ON c.idx = r.cell "
-        f"JOIN {FACTS_TABLE} AS f ON f.customer_id = r.customer_id{joins} "
-        f"WHERE r.stage IN (0, {selection.compiled.control_stage})"
-    )
-
-
-def _tally(
-    compiled: Compiled, campaign: Campaign, rows: list[tuple[int, int | None, int]]
-) -> tuple[list[Step], list[CellCount]]:
-    """Waterfall and cell counts from (stage, cell, count) rows, as evaluate() derives them."""
-    by_stage: dict[int, int] = {}
-    by_cell: dict[tuple[int, int], int] = {}
-    for stage, cell, n in rows:
-        by_stage[stage] = by_stage.get(stage, 0) + n
-        if cell is not None:
-            by_cell[(stage, cell)] = by_cell.get((stage, cell), 0) + n
-    remaining = sum(by_stage.values())
-    waterfall = [Step("all customers", remaining, 0)]
-    for code, name in enumerate(compiled.steps, start=1):
-        removed = by_stage.get(code, 0)
-        remaining -= removed
-        waterfall.append(Step(name, remaining, removed))
-    cells = [
-        CellCount(cell.name, cell.offer, by_cell.get((0, j), 0), by_cell.get((compiled.control_stage, j), 0))
-        for j, cell in enumerate(campaign.cells, start=1)
-    ]
-    return waterfall, cells
 
 
 def _list(scratch: duckdb.DuckDBPyConnection, selection: Selection, control: bool) -> pa.Table:
