@@ -18,7 +18,6 @@ from crmlist.errors import OutputError, UsageError
 from crmlist.testing_hooks import pause_point
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx")
-_OUT_TABLE = "crm_out"
 # A text cell that a spreadsheet would run as a formula (OWASP CSV injection) gets a leading quote;
 # plain numbers and phone numbers such as "+48 600 123 456" or "-12.50" cannot be formulas and stay as they are.
 _FORMULA = r"^[=+\-@\t\r]"
@@ -59,59 +58,59 @@ def atomic_file(target: Path) -> Iterator[Path]:
 
 
 def write_query(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], target: Path, fmt: str) -> int:
-    """Write a query's rows to target in fmt, atomically; returns the row count."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_OUT_TABLE} AS {sql}", params)
-    rows = con.execute(f"SELECT count(*) FROM {_OUT_TABLE}").fetchone()
-    count = int(rows[0]) if rows else 0
+    """Write a query's rows to target in fmt, atomically; returns the row count.
+
+    The rows stream straight from the query into the file; COPY reports how many it wrote.
+    """
+    query = _select_safe(con, sql, params, neutralise=fmt in {"csv", "tsv", "xlsx"})
     with atomic_file(target) as tmp:
         try:
             if fmt == "xlsx":
-                _write_xlsx(con, tmp)
-            else:
-                _copy(con, tmp, fmt)
+                return _write_xlsx(con, query, params, tmp)
+            return _copy(con, query, params, tmp, fmt)
         except duckdb.IOException:
             # DuckDB's message names only the file; it is rephrased rather than passed through.
             raise OutputError(str(target), "cannot write the file", "check the folder is writable") from None
-    con.execute(f"DROP TABLE {_OUT_TABLE}")
-    return count
 
 
-def _select_safe(con: duckdb.DuckDBPyConnection, neutralise: bool) -> str:
-    cols = con.execute(f"DESCRIBE {_OUT_TABLE}").fetchall()
+def _select_safe(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], neutralise: bool) -> str:
+    """The query with every text column neutralised against formula injection, when asked."""
+    if not neutralise:
+        return sql
+    description = con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description or []
     parts = []
-    for name, ctype, *_ in cols:
+    for name, ctype, *_ in description:
         ident = '"' + name.replace('"', '""') + '"'
-        if neutralise and ctype == "VARCHAR":
+        if str(ctype) == "VARCHAR":
             parts.append(
                 f"CASE WHEN regexp_matches({ident}, '{_FORMULA}') AND NOT regexp_matches({ident}, '{_HARMLESS}') "
                 f"THEN '''' || {ident} ELSE {ident} END AS {ident}"
             )
         else:
             parts.append(ident)
-    return f"SELECT {', '.join(parts)} FROM {_OUT_TABLE}"
+    return f"SELECT {', '.join(parts)} FROM ({sql})"
 
 
-def _copy(con: duckdb.DuckDBPyConnection, tmp: Path, fmt: str) -> None:
+def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tmp: Path, fmt: str) -> int:
     options = {
         "csv": "FORMAT csv, HEADER true",
         "tsv": "FORMAT csv, HEADER true, DELIMITER '\t'",
         "jsonl": "FORMAT json",
         "parquet": "FORMAT parquet",
     }[fmt]
-    query = _select_safe(con, neutralise=fmt in {"csv", "tsv"})
-    con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' ({options})")
+    row = con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' ({options})", params).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _write_xlsx(con: duckdb.DuckDBPyConnection, tmp: Path) -> None:
+def _write_xlsx(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tmp: Path) -> int:
     import xlsxwriter  # only exports to Excel pay for this import
     from xlsxwriter.exceptions import FileCreateError
 
-    query = _select_safe(con, neutralise=True)
-    result = con.execute(query)
+    result = con.execute(query, params)
     names = [d[0] for d in result.description]
     workbook = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_formulas": False})
     sheet = workbook.add_worksheet("list")
@@ -126,6 +125,7 @@ def _write_xlsx(con: duckdb.DuckDBPyConnection, tmp: Path) -> None:
     except FileCreateError as exc:  # wraps the OSError, which atomic_file turns into exit 73
         cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError("cannot create the file")
         raise cause from None
+    return row_index - 1
 
 
 def _cell(value: Any) -> Any:

@@ -389,3 +389,48 @@ def test_responded_counts_own_and_blank_campaign_responses(make_ws: Callable[...
     )
     # 1: its own response; 2: blank campaign, a target of wb; 3: blank but a control; 4: another campaign's.
     assert targets(con, run(con, ws)) == [("1", "all"), ("2", "all")]
+
+
+def _facts_data(con: duckdb.DuckDBPyConnection) -> None:
+    customers(con, [("1", "a@x", True), ("2", "b@x", True), ("3", "c@x", None)])
+    purchases(
+        con,
+        [
+            ("o1", "1", "2026-10-30", 10, "tv"),
+            ("o1", "1", "2026-10-30", 2.5, "audio"),
+            ("o2", "1", "2025-01-01", 4, "tv"),
+            ("o3", "2", "2026-11-02", 9, "tv"),  # after as-of: not counted
+        ],
+    )
+    con.execute(
+        "INSERT INTO contact_history (run_id, campaign, customer_id, is_control, as_of) "
+        "VALUES ('r', 'x', '2', FALSE, '2026-10-01')"
+    )
+
+
+def test_facts_query_computes_only_the_facts_read(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    from crmlist.campaign.views import facts_query, prepare_session
+
+    ws = make_ws()
+    _facts_data(con)
+    views = prepare_session(con, ws, AS_OF)
+    every = store.table_columns(con, "customer_facts")
+    for columns in (every, ["customer_id", "frequency"], ["customer_id", "categories", "contacts_90", "age"]):
+        plain = con.execute(f"SELECT {', '.join(columns)} FROM customer_facts ORDER BY customer_id").fetchall()
+        pruned = con.execute(f"SELECT * FROM ({facts_query(con, views, columns)}) ORDER BY customer_id").fetchall()
+        assert pruned == plain
+    sql = facts_query(con, views, ["customer_id", "frequency"])
+    # frequency_365's count(DISTINCT) and the contact history are gone; frequency's stays.
+    assert sql.count("COUNT(DISTINCT") == 1 and "contact_history" not in sql
+    assert con.execute(f"SELECT * FROM ({sql}) ORDER BY 1").fetchall() == [("1", 2), ("2", 0), ("3", 0)]
+
+
+def test_facts_query_keeps_a_view_sqlglot_cannot_qualify(make_ws: Callable[..., Workspace], con) -> None:  # type: ignore[no-untyped-def]
+    from crmlist.campaign.views import facts_query, prepare_session
+
+    ws = make_ws(queries={"customer_facts.sql": "SELECT customer_id, COLUMNS('^email$') FROM customers\n"})
+    customers(con, [("1", "a@x", True)])
+    views = prepare_session(con, ws, AS_OF)
+    sql = facts_query(con, views, ["customer_id", "email"])
+    assert sql == 'SELECT "customer_id", "email" FROM customer_facts'
+    assert con.execute(sql).fetchall() == [("1", "a@x")]

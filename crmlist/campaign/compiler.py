@@ -170,6 +170,7 @@ def compile_campaign(campaign: Campaign, catalog: Catalog, ws: Workspace, exclud
         limit_case=limit_case,
         dedupe_keys=dedupe_keys,
         views=sorted(views),
+        control=campaign.control_percent_x100 > 0,
     )
     used = [k for k in params if f"${k}" in sql]
     read = {c.name for c in _parse(sql.split(" AS ", 1)[1]).find_all(exp.Column) if c.table == FACTS_ALIAS}
@@ -204,33 +205,35 @@ def _assemble(**parts: Any) -> str:
         exp.alias_(parts["cell_case"], "_cell"),
         *parts["order_cols"],
     )
-    # Each dedupe key keeps one customer per value among those still in: highest monetary, smallest id.
+    n = parts["stages"]
+    # Dedupe and ranking run over the customers still in only: windows over every customer would sort
+    # them all. Each dedupe key keeps one customer per value among those still in: highest monetary,
+    # smallest id; the ones it drops leave at the dedupe step.
     layers = [f"s AS ({base.sql(dialect=DIALECT)})"]
-    previous = "s"
-    alive = "_stage = 0"
+    removed = [
+        "SELECT customer_id, _stage AS stage, _cell AS cell, CAST(NULL AS BIGINT) AS rank FROM s WHERE _stage > 0"
+    ]
+    previous = "(SELECT * FROM s WHERE _stage = 0)"
     for i in range(len(keys)):
         layers.append(
-            f"d{i} AS (SELECT *, CASE WHEN NOT ({alive}) OR _k{i} IS NULL THEN 1 ELSE row_number() OVER ("
-            f"PARTITION BY ({alive}), _k{i} ORDER BY _monetary DESC NULLS LAST, customer_id) END AS _r{i} "
-            f"FROM {previous})"
+            f"d{i} AS (SELECT *, CASE WHEN _k{i} IS NULL THEN 1 ELSE row_number() OVER (PARTITION BY _k{i} "
+            f"ORDER BY _monetary DESC NULLS LAST, customer_id) END AS _r{i} FROM {previous})"
         )
-        alive = f"{alive} AND _r{i} = 1"
-        previous = f"d{i}"
+        removed.append(f"SELECT customer_id, {n + 1}, _cell, NULL FROM d{i} WHERE _r{i} > 1")
+        previous = f"(SELECT * FROM d{i} WHERE _r{i} = 1)"
     order = ", ".join(t.sql(dialect=DIALECT) for t in parts["order_terms"])
     order = f"{order}, customer_id" if order else "customer_id"
     layers.append(
-        f"r AS (SELECT *, ({alive}) AS _alive, CASE WHEN ({alive}) AND _cell IS NOT NULL "
-        f"THEN row_number() OVER (PARTITION BY ({alive}), _cell ORDER BY {order}) END AS _rank "
-        f"FROM {previous})"
+        f"r AS (SELECT *, CASE WHEN _cell IS NOT NULL THEN row_number() OVER (PARTITION BY _cell "
+        f"ORDER BY {order}) END AS _rank FROM {previous})"
     )
     limit = parts["limit_case"].sql(dialect=DIALECT) if parts["limit_case"].args.get("ifs") else "NULL"
-    n = parts["stages"]
     bucket = _BUCKET.replace("f.customer_id", "customer_id").format(salt="$salt")
+    control = f"{bucket} < $control_pct" if parts["control"] else "FALSE"
     final = (
-        f"SELECT customer_id, CASE WHEN _stage > 0 THEN _stage WHEN NOT _alive THEN {n + 1} "
-        f"WHEN _cell IS NULL OR _rank > coalesce({limit}, _rank) THEN {n + 2} "
-        f"WHEN {bucket} < $control_pct THEN {n + 3} ELSE 0 END AS stage, _cell AS cell, _rank AS rank FROM r"
+        f"SELECT customer_id, CASE WHEN _cell IS NULL OR _rank > coalesce({limit}, _rank) THEN {n + 2} "
+        f"WHEN {control} THEN {n + 3} ELSE 0 END, _cell, _rank FROM r"
     )
-    query = f"WITH {', '.join(layers)} {final}"
+    query = f"WITH {', '.join(layers)} {' UNION ALL '.join([*removed, final])}"
     # Round-trip through sqlglot: the whole query is one validated AST, rendered for the engine's dialect.
     return f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS " + _parse(query).sql(dialect=DIALECT)

@@ -12,7 +12,7 @@ import duckdb
 from crmlist.campaign.compiler import CONTACT_FIELDS, FACTS_TABLE, RESULT_TABLE, Compiled, compile_campaign
 from crmlist.campaign.expressions import Catalog
 from crmlist.campaign.model import Campaign
-from crmlist.campaign.views import FACTS, prepare_session
+from crmlist.campaign.views import FACTS, facts_query, prepare_session
 from crmlist.errors import BadInputError
 from crmlist.store import duckdb_reason, table_columns
 from crmlist.workspace import Workspace
@@ -21,26 +21,6 @@ SELECTED_TABLE = "crm_selected"
 CELLS_TABLE = "crm_cells"
 LIST_HEAD = ["customer_id", "campaign", "cell", "offer", "channel"]
 LIST_NAMES = ["first_name", "last_name", "language"]
-# Facts every evaluation reads: keys, contact fields and flags, and what the list shows.
-BASE_COLUMNS = {
-    "customer_id",
-    "monetary",
-    "email",
-    "phone",
-    "street",
-    "postal_code",
-    "city",
-    "country",
-    "household_id",
-    "email_key",
-    "phone_key",
-    "address_key",
-    "email_opt_in",
-    "sms_opt_in",
-    "mail_opt_in",
-    "phone_opt_in",
-    *LIST_NAMES,
-}
 
 
 @dataclass(frozen=True)
@@ -116,11 +96,13 @@ def evaluate(
     as_of: dt.date,
     exclude_run: str | None = None,
     columns: Iterable[str] | None = None,
+    once: bool = False,
 ) -> Selection:
     """Run the compiled campaign once and derive the waterfall, cell counts and the selected rows.
 
     `columns`: the facts the caller needs beyond the list's (None: every fact, as letters need).
-    Only the facts needed are computed, once, into crm_facts.
+    Only the facts needed are computed, once, into crm_facts. `once`: the caller reads the selected
+    rows a single time (an export), so crm_selected is a view rather than a table of its own.
     """
     views = prepare_session(con, ws, as_of, exclude_run)
     catalog = build_catalog(con, [v.name for v in views])
@@ -128,15 +110,16 @@ def evaluate(
     if columns is None:
         needed = list(catalog.facts)
     else:
-        wanted = BASE_COLUMNS | compiled.facts_columns | set(campaign.columns) | set(columns)
+        # What the query reads, and what the list shows: the channel's contact fields, names, extra columns.
+        shown = {"customer_id", *CONTACT_FIELDS[campaign.channel], *LIST_NAMES, *campaign.columns}
+        wanted = compiled.facts_columns | shown | set(columns)
         needed = [c for c in catalog.facts if c in wanted]
-    select = ", ".join(f'"{c}"' for c in needed)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {FACTS_TABLE} AS SELECT {select} FROM customer_facts")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {FACTS_TABLE} AS {facts_query(con, views, needed)}")
     _execute(con, campaign, compiled.sql, compiled.params)
     rows = con.execute(f"SELECT stage, cell, count(*) FROM {RESULT_TABLE} GROUP BY ALL").fetchall()
     waterfall, cells = tally(compiled, campaign, rows)
     selection = Selection(campaign, as_of, compiled, waterfall, cells, catalog)
-    _select(con, selection)
+    _select(con, selection, "VIEW" if once else "TABLE")
     return selection
 
 
@@ -195,8 +178,8 @@ def selected_sql(selection: Selection) -> str:
     )
 
 
-def _select(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
-    """Materialise the facts rows of targets and controls once, for lists and letters."""
+def _select(con: duckdb.DuckDBPyConnection, selection: Selection, kind: str) -> None:
+    """The facts rows of targets and controls as crm_selected: a TABLE read by lists and letters, or a VIEW."""
     cells = [(j, c.name, c.offer, c.template) for j, c in enumerate(selection.campaign.cells, start=1)]
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {CELLS_TABLE} (idx INTEGER, name VARCHAR, offer VARCHAR, template VARCHAR)"
@@ -213,10 +196,8 @@ def _select(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
                 "list columns of customer_facts or of a view",
             )
         selection.extra_relations[name] = holders[0]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {SELECTED_TABLE} AS {selected_sql(selection)} "
-        "ORDER BY r.cell, r.rank, f.customer_id"
-    )
+    order = " ORDER BY r.cell, r.rank, f.customer_id" if kind == "TABLE" else ""
+    con.execute(f"CREATE OR REPLACE TEMP {kind} {SELECTED_TABLE} AS {selected_sql(selection)}{order}")
 
 
 def list_columns(selection: Selection) -> list[str]:

@@ -240,7 +240,7 @@ def export(
         watch.lap("open")
         campaign = load_campaign(ws, name)
         as_of_date = resolve_as_of(campaign, parse_as_of(as_of) if as_of else None)
-        selection = evaluate_on(con, ws, campaign, as_of_date, columns=(), engine=engine)
+        selection = evaluate_on(con, ws, campaign, as_of_date, columns=(), engine=engine, once=True)
         sql, params = list_query(selection, control=control)
         watch.lap("evaluate")
         rows = write_output(con, sql, params, output, kind)

@@ -124,12 +124,13 @@ def evaluate_on(
     exclude_run: str | None = None,
     columns: Iterable[str] | None = None,
     engine: str | None = None,
+    once: bool = False,
 ) -> Selection:
-    """Evaluate a campaign on the chosen engine, leaving crm_selected in `con` either way."""
+    """Evaluate a campaign on the chosen engine, leaving crm_selected in `con` either way (see evaluate)."""
     from crmlist.campaign.evaluate import evaluate
 
     if engine_settings(ws, engine).name != "spark":
-        return evaluate(con, ws, campaign, as_of, exclude_run, columns)
+        return evaluate(con, ws, campaign, as_of, exclude_run, columns, once)
     from crmlist.campaign.views import prepare_session
     from crmlist.engines.spark import spark_evaluate
 
