@@ -237,15 +237,18 @@ def test_partial_run_exits_3_and_resume_completes_it(shop: Path) -> None:
     czech.write_text("{{ customer.first_name }} {{ nonexistent.value }}\n", encoding="utf-8")
     done = crmlist("run", "lapsed", "--out", "out", "--as-of", "2026-11-01", "--json", cwd=shop)
     assert done.returncode == 3, done.stderr
-    folder = Path(json.loads(done.stdout)["paths"]["lapsed"])
+    doc = json.loads(done.stdout)
+    assert (doc["ok"], doc["status"]) == (False, {"lapsed": "partial"})
+    folder = Path(doc["paths"]["lapsed"])
     assert (folder / "failed.csv").read_text() == (
         "customer_id,template,line,error\n0003,lapsed.cs.txt.j2,1,UndefinedError: 'nonexistent' is undefined\n"
     )
     assert json.loads((folder / "manifest.json").read_text())["status"] == "partial"
     assert _history(shop) == ["0001", "0002", "0005"]
     czech.write_text("Dobrý den {{ customer.first_name }}\n", encoding="utf-8")
-    resumed = crmlist("letters", "lapsed", "--resume", folder.name, cwd=shop)
+    resumed = crmlist("letters", "lapsed", "--resume", folder.name, "--json", cwd=shop)
     assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["ok"] is True
     assert (folder / "letters" / "0003.txt").read_text() == "Dobrý den Petr"
     assert not (folder / "failed.csv").exists()
     assert json.loads((folder / "manifest.json").read_text())["status"] == "complete"

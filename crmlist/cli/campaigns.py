@@ -197,15 +197,17 @@ def run(
             watch.lap(f"run {name}")
             results.append(result)
             show_run(printer, result)
+    partial = any(r.status == "partial" for r in results)
     printer.result(
         "run",
+        ok=not partial,
         run_id=results[0].run_id if len(results) == 1 else [r.run_id for r in results],
         counts={r.campaign: r.counts for r in results},
         paths={r.campaign: str(r.folder) for r in results},
         status={r.campaign: r.status for r in results},
         timings=watch.timings(),
     )
-    if any(r.status == "partial" for r in results):
+    if partial:
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -284,7 +286,13 @@ def letters(
         with store.writer(ws.db_path, f"letters --resume {resume}", wait=wait) as con:
             run_result = resume_letters(con, ws, resume, jobs)
         show_run(printer, run_result)
-        printer.result("letters", run_id=resume, counts=run_result.counts, paths={"run": str(run_result.folder)})
+        printer.result(
+            "letters",
+            ok=run_result.status != "partial",
+            run_id=resume,
+            counts=run_result.counts,
+            paths={"run": str(run_result.folder)},
+        )
         if run_result.status == "partial":
             raise typer.Exit(EXIT_PARTIAL)
         return
@@ -292,7 +300,7 @@ def letters(
         raise UsageError("letters", "--out is required (or --resume RUN_ID)", "pass --out DIR")
     written, failed = _proof_letters(ws, name, out, as_of, letters_format, wait, jobs)
     printer.notice(f"{name}: {written} letters written to {out}, {failed} failed")
-    printer.result("letters", counts={"letters": written, "failed": failed}, paths={"out": str(out)})
+    printer.result("letters", ok=not failed, counts={"letters": written, "failed": failed}, paths={"out": str(out)})
     if failed:
         raise typer.Exit(EXIT_PARTIAL if written else EXIT_ERROR)
 
