@@ -89,7 +89,10 @@ def run_campaign(
     if existing and not rerun:
         folder = Path(existing[0])
         return RunResult(run_id, name, as_of, folder, "existing", json.loads(existing[2] or "{}"), 0, folder.is_dir())
-    selection = evaluate_on(con, ws, campaign, as_of, exclude_run=run_id if rerun else None, engine=engine)
+    # Letters may read any fact; a list-only run computes just the facts its rules and list read.
+    columns = None if wants_letters(ws, campaign) else ()
+    exclude = run_id if rerun else None
+    selection = evaluate_on(con, ws, campaign, as_of, exclude_run=exclude, columns=columns, engine=engine)
     final = out_root / name / run_id
     tmp = final.with_name(f".{run_id}.tmp-{os.getpid()}")
     committed = False
