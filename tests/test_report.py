@@ -18,7 +18,9 @@ from scipy import stats
 
 from crmlist import store
 from crmlist.errors import NotFoundError, UsageError
-from crmlist.report import report_campaign, report_csv, report_document
+from crmlist.report import COMPARISON_COLUMNS, compare_campaigns, report_campaign, report_csv, report_document
+from crmlist.report.compare import parse_day, period_text
+from crmlist.report.formats import report_table, report_title
 from crmlist.report.stats import Group, response_uplift, revenue_difference
 from crmlist.workspace import Workspace
 
@@ -329,6 +331,211 @@ def test_csv_and_json_shapes(db: duckdb.DuckDBPyConnection, make_ws: Callable[..
         "window_days": 30,
     }
     assert document["rows"][0]["revenue_t"] == 12.3 and document["rows"][0]["cost"] == 0.01
+
+
+# --- campaigns compared -----------------------------------------------------------------------------------
+
+
+def two_campaigns(db: duckdb.DuckDBPyConnection, make_ws: Callable[..., Workspace]) -> Workspace:
+    """winback (5-day window): runs on 11-01 and 11-10; digital_tv: no controls on 11-05, and a run on 10-31."""
+    ws = make_ws("[costs]\nemail = 0.10\n", {"winback.toml": "[response]\nwindow_days = 5\n"})
+    contacts(db, [(f"t{i}", "all", False) for i in range(4)] + [("c0", "all", True), ("c1", "all", True)])
+    contacts(
+        db, [("t4", "all", False), ("t5", "all", False), ("c2", "all", True)], "winback", "run-2", dt.date(2026, 11, 10)
+    )
+    contacts(db, [("d0", "", False), ("d1", "", False)], "digital_tv", "tv-1", dt.date(2026, 11, 5))
+    contacts(db, [("d2", "", False)], "digital_tv", "tv-0", dt.date(2026, 10, 31))
+    # t1 answers after winback's 5 days; d2 answers the run before the period
+    responses(
+        db,
+        [
+            ("t0", "2026-11-02", None, None, "10.00"),
+            ("t1", "2026-11-20", None, None, "99.00"),
+            ("t4", "2026-11-12", None, None, "5.00"),
+            ("c2", "2026-11-11", None, None, "1.00"),
+            ("d0", "2026-11-06", "digital_tv", None, "7.50"),
+            ("d2", "2026-11-01", None, None, "3.00"),
+        ],
+    )
+    return ws
+
+
+def test_each_campaigns_runs_in_the_period_pooled_as_its_own_report_pools_them(
+    db: duckdb.DuckDBPyConnection, make_ws: Callable[..., Workspace]
+) -> None:
+    ws = two_campaigns(db, make_ws)
+    comparison = compare_campaigns(db, ws, dt.date(2026, 11, 1), dt.date(2026, 11, 10))
+    tv, winback = comparison.rows()  # by campaign name
+    assert {k: winback[k] for k in COMPARISON_COLUMNS[:11]} == {
+        "campaign": "winback",
+        "n_runs": 2,
+        "first_as_of": dt.date(2026, 11, 1),
+        "last_as_of": dt.date(2026, 11, 10),
+        "window_days": 5,
+        "n_targets": 6,
+        "n_control": 3,
+        "responders_t": 2,  # t0 and t4; t1 is late
+        "responders_c": 1,
+        "rate_t": 2 / 6,
+        "rate_c": 1 / 3,
+    }
+    assert (winback["uplift"], winback["relative_uplift"], winback["p_value"]) == (2 / 6 - 1 / 3, 0.0, 1.0)
+    assert (winback["revenue_t"], winback["revenue_c"], winback["cost"]) == (
+        Decimal("15.00"),
+        Decimal("1.00"),
+        Decimal("0.60"),
+    )
+    assert (winback["revenue_per_head_diff"], winback["incremental_revenue"]) == (2.5 - 1 / 3, (2.5 - 1 / 3) * 6)
+    assert winback["roi"] == ((2.5 - 1 / 3) * 6 - 0.6) / 0.6
+    own = report_campaign(db, ws, "winback", all_runs=True).rows()[0]
+    assert {k: winback[k] for k in COMPARISON_COLUMNS[5:]} == {k: v for k, v in own.items() if k != "scope"}
+    assert {k: tv[k] for k in ("campaign", "n_runs", "first_as_of", "window_days", "n_targets", "n_control")} == {
+        "campaign": "digital_tv",
+        "n_runs": 1,
+        "first_as_of": dt.date(2026, 11, 5),
+        "window_days": 30,
+        "n_targets": 2,
+        "n_control": 0,
+    }
+    assert (tv["responders_t"], tv["rate_t"], tv["revenue_t"], tv["revenue_per_head_t"], tv["cost"]) == (
+        1,
+        0.5,
+        Decimal("7.50"),
+        3.75,
+        Decimal("0.20"),
+    )
+    blank = (
+        "uplift",
+        "uplift_low",
+        "relative_uplift",
+        "p_value",
+        "revenue_per_head_diff",
+        "incremental_revenue",
+        "roi",
+    )
+    assert [tv[k] for k in blank] == [None] * len(blank)
+    assert (tv["small_sample"], tv["note"]) == (True, "no control group: nothing to measure against")
+
+
+def test_window_days_applies_to_every_campaign(
+    db: duckdb.DuckDBPyConnection, make_ws: Callable[..., Workspace]
+) -> None:
+    ws = two_campaigns(db, make_ws)
+    rows = compare_campaigns(db, ws, window_days=30).rows()
+    assert [(r["campaign"], r["n_runs"], r["window_days"], r["responders_t"]) for r in rows] == [
+        ("digital_tv", 2, 30, 2),
+        ("winback", 2, 30, 3),
+    ]
+    assert rows[0]["first_as_of"] == dt.date(2026, 10, 31)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "runs"),
+    [
+        (dt.date(2026, 11, 1), dt.date(2026, 11, 10), {"digital_tv": 1, "winback": 2}),
+        (dt.date(2026, 11, 2), dt.date(2026, 11, 10), {"digital_tv": 1, "winback": 1}),  # run-1 just before
+        (dt.date(2026, 11, 1), dt.date(2026, 11, 9), {"digital_tv": 1, "winback": 1}),  # run-2 just after
+        (dt.date(2026, 10, 31), dt.date(2026, 10, 31), {"digital_tv": 1}),
+        (None, dt.date(2026, 11, 4), {"digital_tv": 1, "winback": 1}),
+        (dt.date(2026, 11, 6), None, {"winback": 1}),
+        (None, None, {"digital_tv": 2, "winback": 2}),
+    ],
+)
+def test_the_period_holds_runs_as_of_its_first_to_its_last_day(
+    db: duckdb.DuckDBPyConnection,
+    make_ws: Callable[..., Workspace],
+    start: dt.date | None,
+    end: dt.date | None,
+    runs: dict[str, int],
+) -> None:
+    ws = two_campaigns(db, make_ws)
+    comparison = compare_campaigns(db, ws, start, end)
+    assert {r["campaign"]: r["n_runs"] for r in comparison.rows()} == runs
+    for report in comparison.reports:
+        assert all((start or r.as_of) <= r.as_of <= (end or r.as_of) for r in report.runs)
+
+
+def test_an_empty_period_names_itself_and_the_recorded_dates(
+    db: duckdb.DuckDBPyConnection, make_ws: Callable[..., Workspace]
+) -> None:
+    ws = make_ws()
+    with pytest.raises(NotFoundError) as caught:
+        compare_campaigns(db, ws)
+    assert (caught.value.where, caught.value.what, caught.value.hint) == (
+        "report",
+        "no campaign has a run as of any date",
+        "none yet: record one with crmlist run CAMPAIGN, or crmlist load contacts FILE",
+    )
+    ws = two_campaigns(db, make_ws)
+    with pytest.raises(NotFoundError) as caught:
+        compare_campaigns(db, ws, dt.date(2026, 11, 6), dt.date(2026, 11, 9))
+    assert (caught.value.what, caught.value.hint) == (
+        "no campaign has a run as of 2026-11-06 to 2026-11-09",
+        "the recorded runs are as of 2026-10-31 to 2026-11-10: widen --from / --to",
+    )
+    with pytest.raises(UsageError) as refused:
+        compare_campaigns(db, ws, dt.date(2026, 11, 10), dt.date(2026, 11, 1))
+    assert (refused.value.where, refused.value.what) == ("--from", "2026-11-10 is after --to 2026-11-01")
+
+
+def test_period_dates_and_words() -> None:
+    assert parse_day("--from", "2026-11-01") == dt.date(2026, 11, 1)
+    assert parse_day("--to", None) is None
+    with pytest.raises(UsageError) as refused:
+        parse_day("--to", "30.11.2026")
+    assert (refused.value.where, refused.value.what, refused.value.hint) == (
+        "--to",
+        "'30.11.2026' is not a date",
+        "write it as YYYY-MM-DD",
+    )
+    day, later = dt.date(2026, 11, 1), dt.date(2026, 11, 30)
+    assert [period_text(day, later), period_text(day, None), period_text(None, later), period_text(None, None)] == [
+        "2026-11-01 to 2026-11-30",
+        "2026-11-01 or later",
+        "2026-11-30 or earlier",
+        "any date",
+    ]
+
+
+def test_comparison_csv_json_and_table(db: duckdb.DuckDBPyConnection, make_ws: Callable[..., Workspace]) -> None:
+    ws = two_campaigns(db, make_ws)
+    comparison = compare_campaigns(db, ws, dt.date(2026, 11, 1))
+    lines = report_csv(comparison).splitlines()
+    assert lines[0] == ",".join(COMPARISON_COLUMNS)
+    assert [line.split(",")[:8] for line in lines[1:]] == [
+        ["digital_tv", "1", "2026-11-05", "2026-11-05", "30", "2", "0", "1"],
+        ["winback", "2", "2026-11-01", "2026-11-10", "5", "6", "3", "2"],
+    ]
+    document = report_document(comparison)
+    assert {k: document[k] for k in ("from", "to", "response_source", "counts")} == {
+        "from": "2026-11-01",
+        "to": None,
+        "response_source": "responses",
+        "counts": {"campaigns": 2, "targets": 8, "control": 3},
+    }
+    winback = document["campaigns"][1]
+    assert list(winback)[:5] == ["campaign", "n_runs", "runs", "first_as_of", "last_as_of"]
+    assert (winback["runs"], winback["first_as_of"], winback["revenue_t"], winback["cost"]) == (
+        ["run-2", "run-1"],
+        "2026-11-01",
+        15.0,
+        0.6,
+    )
+    own = report_document(report_campaign(db, ws, "winback", all_runs=True))
+    assert {k: winback[k] for k in own["rows"][0] if k != "scope"} == {
+        k: v for k, v in own["rows"][0].items() if k != "scope"
+    }
+    header, table = report_table(comparison)
+    assert header == ["", "digital_tv", "winback"]
+    assert table[:3] == [
+        ["runs", "1", "2"],
+        ["as of", "2026-11-05", "2026-11-01 to 2026-11-10"],
+        ["targets / control", "2 / 0", "6 / 3"],
+    ]
+    assert report_title(comparison) == (
+        "campaigns with runs as of 2026-11-01 or later, each one's runs pooled: responses within 5 to 30 days "
+        "by campaign (from responses); targets / control"
+    )
 
 
 def test_sample_responses_match_the_demo_run(tmp_path: Path) -> None:

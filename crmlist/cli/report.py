@@ -1,4 +1,4 @@
-"""The report command: a campaign's response, uplift, revenue and ROI against its control group."""
+"""The report command: a campaign's response, uplift, revenue and ROI against its control group, or all compared."""
 
 from __future__ import annotations
 
@@ -15,15 +15,28 @@ from crmlist.cli.output import Printer, stdout_console
 from crmlist.errors import UsageError
 
 if TYPE_CHECKING:
-    from crmlist.report import Report
+    from crmlist.report import Comparison, Report
 
 REPORT_FORMATS = ("table", "csv", "json")
+_ONE_OR_ALL = "crmlist report CAMPAIGN measures one campaign; crmlist report --all compares them all"
 
 
 @app.command()
 def report(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Campaign name as recorded in contact history.")],
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="CAMPAIGN", help="Campaign name as recorded in contact history (or --all)."),
+    ] = None,
+    all_campaigns: Annotated[
+        bool, typer.Option("--all", help="Compare every campaign with a run in the period, one line each.")
+    ] = False,
+    date_from: Annotated[
+        str | None, typer.Option("--from", metavar="DATE", help="With --all: runs as of DATE or later.")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", metavar="DATE", help="With --all: runs as of DATE or earlier.")
+    ] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Report this run (default: the latest).")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Pool every run of the campaign.")] = False,
     window_days: Annotated[
@@ -42,25 +55,36 @@ def report(
 ) -> None:
     """Measure a campaign against its control group: response rates, uplift, revenue, ROI. Reads only.
 
+    With --all, compare every campaign whose runs are as of a date in --from..--to (both included),
+    each campaign's runs there pooled as --all-runs pools them.
+
     Example: crmlist report winback --format csv
+
+    Example: crmlist report --all --from 2026-11-01 --to 2026-11-30
     """
-    from crmlist.report import report_campaign, report_csv, report_document
+    from crmlist.report import compare_campaigns, report_campaign, report_csv, report_document
     from crmlist.report.chart import chart_format, write_chart
+    from crmlist.report.compare import parse_day
 
     kind = "json" if json_ else fmt or ("table" if sys.stdout.isatty() else "csv")
     if kind not in REPORT_FORMATS:
         raise UsageError("--format", f"unknown format {kind!r}", f"use one of: {', '.join(REPORT_FORMATS)}")
     if chart is not None:
         chart_format(chart)
+    _check_choice(name, all_campaigns, period=bool(date_from or date_to), runs=bool(run_id or all_runs))
+    start, end = parse_day("--from", date_from), parse_day("--to", date_to)
     ws = workspace_from(ctx, workspace, db)
+    result: Report | Comparison
     with store.reader(ws.db_path, "report", wait=wait) as con:
-        result = report_campaign(con, ws, name, run_id, all_runs, window_days)
+        if name is None:
+            result = compare_campaigns(con, ws, start, end, window_days)
+        else:
+            result = report_campaign(con, ws, name, run_id, all_runs, window_days)
     if chart is not None:
         write_chart(result, chart)
     printer = Printer(quiet, kind == "json")
     if kind == "json":
-        document = report_document(result)
-        printer.result("report", **document, paths={"chart": str(chart)} if chart else {})
+        printer.result("report", **report_document(result), paths={"chart": str(chart)} if chart else {})
     elif quiet:
         pass  # --quiet: nothing on stdout, e.g. when only the chart is wanted
     elif kind == "csv":
@@ -71,19 +95,33 @@ def report(
         printer.notice(f"chart written to {chart}")
 
 
-def _show(result: Report) -> None:
+def _check_choice(name: str | None, all_campaigns: bool, period: bool, runs: bool) -> None:
+    """One campaign (with --run or --all-runs), or --all (with --from and --to): never both, never neither."""
+    if name is not None and all_campaigns:
+        raise UsageError("report", f"give a CAMPAIGN or --all, not both (got {name!r} and --all)", _ONE_OR_ALL)
+    if name is None and not all_campaigns:
+        raise UsageError("report", "missing CAMPAIGN", _ONE_OR_ALL)
+    if all_campaigns and runs:
+        raise UsageError(
+            "report",
+            "--run and --all-runs are for one campaign; --all pools each campaign's runs in the period",
+            "choose the period with --from and --to",
+        )
+    if name is not None and period:
+        raise UsageError(
+            "report",
+            "--from and --to go with --all",
+            f"compare campaigns with --all, or pick a run of {name} with --run",
+        )
+
+
+def _show(result: Report | Comparison) -> None:
     from rich.table import Table
 
-    from crmlist.report.formats import report_lines
+    from crmlist.report.formats import report_table, report_title
 
-    scopes, lines = report_lines(result)
-    run = result.run_id or f"all {len(result.runs)} runs"
-    as_of = result.as_of.isoformat() if result.as_of else "several dates"
-    title = (
-        f"{result.campaign}: {run}, as of {as_of}, responses within {result.settings.window_days} days "
-        f"(from {result.source}); targets / control"
-    )
-    table = Table("", *scopes, title=title)
-    for label, values in lines:
-        table.add_row(label, *values)
+    header, rows = report_table(result)
+    table = Table(*header, title=report_title(result))
+    for row in rows:
+        table.add_row(*row)
     stdout_console().print(table)

@@ -1,4 +1,4 @@
-"""Report charts: uplift per scope with its 95% interval and the run's waterfall, as PNG, SVG or HTML."""
+"""Report charts: uplift per scope (or campaign) with its 95% interval and the run's waterfall; PNG, SVG, HTML."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 from crmlist.errors import UsageError
 from crmlist.outputs import atomic_file
-from crmlist.report.formats import report_lines
-from crmlist.report.measure import Report
+from crmlist.report.compare import Comparison
+from crmlist.report.formats import report_table, report_title
+from crmlist.report.measure import Report, Scope
 
 CHART_FORMATS = ("png", "svg", "html")
 
@@ -23,38 +24,46 @@ def chart_format(path: Path) -> str:
     return kind
 
 
-def write_chart(report: Report, path: Path) -> None:
-    """Draw the report into path (format by extension), atomically."""
+def write_chart(subject: Report | Comparison, path: Path) -> None:
+    """Draw the report, or the comparison of campaigns, into path (format by extension), atomically."""
     import matplotlib
 
     kind = chart_format(path)
     # Text stays text in SVG (smaller, searchable) and ids are salted, so the same report gives the same bytes.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "crmlist", "font.size": 9}):
-        figure = _figure(report)
+        figure = _figure(subject)
         with atomic_file(path) as tmp:
             if kind == "html":
-                tmp.write_text(_page(report, _svg(figure)), encoding="utf-8")
+                tmp.write_text(_page(subject, _svg(figure)), encoding="utf-8")
             else:
                 figure.savefig(tmp, format=kind, metadata={"Date": None} if kind == "svg" else None)
 
 
-def _figure(report: Report) -> Any:
+def _figure(subject: Report | Comparison) -> Any:
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    steps = report.waterfall or []
-    height = 1.6 + 0.35 * max(len(report.scopes), len(steps))
+    if isinstance(subject, Comparison):
+        lines = [(r.campaign, r.overall) for r in subject.reports]
+        title = f"response uplift by campaign, runs as of {subject.period} (grey: small sample)"
+        steps = []
+    else:
+        lines = [(s.name, s) for s in subject.scopes]
+        title = f"{subject.campaign}: response uplift, {subject.settings.window_days}-day window (grey: small sample)"
+        steps = subject.waterfall or []
+    height = 1.6 + 0.35 * max(len(lines), len(steps))
     figure = Figure(figsize=(11 if steps else 6, height), layout="constrained")
     axes = figure.subplots(1, 2 if steps else 1, squeeze=False)[0]
-    _uplift(axes[0], report)
-    if steps:
-        _waterfall(axes[1], steps, report.runs[0].run_id)
+    _uplift(axes[0], lines, title)
+    if isinstance(subject, Report) and steps:
+        _waterfall(axes[1], steps, subject.runs[0].run_id)
     return figure
 
 
-def _uplift(ax: Any, report: Report) -> None:
-    names = [s.name for s in report.scopes]
+def _uplift(ax: Any, lines: list[tuple[str, Scope]], title: str) -> None:
+    """One line per scope or campaign, top to bottom: the uplift and its interval, in percentage points."""
+    names = [name for name, _ in lines]
     positions = list(range(len(names)))
-    for y, scope in zip(positions, report.scopes, strict=True):
+    for y, (_, scope) in zip(positions, lines, strict=True):
         if scope.uplift is None:
             ax.annotate("no control group", (0, y), ha="center", va="center", color="grey")
             continue
@@ -72,9 +81,9 @@ def _uplift(ax: Any, report: Report) -> None:
         )
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(positions, names)
-    ax.set_ylim(len(names) - 0.5, -0.5)  # overall on top, cells below in order
+    ax.set_ylim(len(names) - 0.5, -0.5)  # the first line (overall, or the first campaign) on top
     ax.set_xlabel("uplift, percentage points (95% interval)")
-    ax.set_title(f"{report.campaign}: response uplift, {report.settings.window_days}-day window (grey: small sample)")
+    ax.set_title(title)
 
 
 def _waterfall(ax: Any, steps: list[tuple[str, int, int]], run_id: str) -> None:
@@ -96,25 +105,22 @@ def _svg(figure: Any) -> str:
     return text[text.index("<svg") :]  # inline: no XML declaration or doctype
 
 
-def _page(report: Report, svg: str) -> str:
-    """A self-contained page: the chart as inline SVG and the report's numbers as a table."""
-    scopes, lines = report_lines(report)
-    head = "".join(f"<th>{html.escape(s)}</th>" for s in scopes)
+def _page(subject: Report | Comparison, svg: str) -> str:
+    """A self-contained page: the chart as inline SVG and the numbers as a table."""
+    header, rows = report_table(subject)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
-        f"<tr><th>{html.escape(label)}</th>{''.join(f'<td>{html.escape(v)}</td>' for v in values)}</tr>"
-        for label, values in lines
+        f"<tr><th>{html.escape(first)}</th>{''.join(f'<td>{html.escape(v)}</td>' for v in values)}</tr>"
+        for first, *values in rows
     )
-    run = report.run_id or f"all {len(report.runs)} runs"
-    as_of = report.as_of.isoformat() if report.as_of else "several dates"
-    title = html.escape(f"crmlist report: {report.campaign}")
-    facts = html.escape(
-        f"{run}, as of {as_of}; responses within {report.settings.window_days} days, from {report.source}"
-    )
+    name = "all campaigns" if isinstance(subject, Comparison) else subject.campaign
+    title = html.escape(f"crmlist report: {name}")
+    facts = html.escape(report_title(subject))
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "th,td{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}"
         "tr>th:first-child{text-align:left}</style>\n</head>\n<body>\n"
         f"<h1>{title}</h1>\n<p>{facts}</p>\n{svg}\n"
-        f"<table>\n<tr><th></th>{head}</tr>\n{body}\n</table>\n</body>\n</html>\n"
+        f"<table>\n<tr>{head}</tr>\n{body}\n</table>\n</body>\n</html>\n"
     )

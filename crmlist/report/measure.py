@@ -108,6 +108,11 @@ class Report:
     def waterfall(self) -> list[tuple[str, int, int]] | None:
         return None if self.all_runs else self.runs[0].waterfall
 
+    @property
+    def overall(self) -> Scope:
+        """All targets pooled against all controls: the line campaigns are compared on."""
+        return self.scopes[0]
+
     def rows(self) -> list[dict[str, Any]]:
         return [scope.row() for scope in self.scopes]
 
@@ -122,9 +127,21 @@ def report_campaign(
 ) -> Report:
     """Measure a campaign's latest run (or --run RUN_ID, or all runs pooled) against its controls."""
     runs = pick_runs(campaign_runs(con, campaign), run_id, all_runs)
+    return measure_runs(con, ws, campaign, runs, all_runs, window_days)
+
+
+def measure_runs(
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    campaign: str,
+    runs: list[RunInfo],
+    pooled: bool,
+    window_days: int | None = None,
+) -> Report:
+    """Measure the given runs of a campaign, overall and per cell; pooled, each contact has its own window."""
     settings = report_settings(ws, campaign, window_days)
     population = measure_population(con, campaign, runs, settings)
-    return Report(campaign, runs, all_runs, settings, population.source, _scopes(population, settings))
+    return Report(campaign, runs, pooled, settings, population.source, _scopes(population, settings))
 
 
 def _scopes(population: Population, settings: Settings) -> list[Scope]:

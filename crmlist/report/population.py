@@ -21,6 +21,7 @@ WHERE ch.campaign = $campaign
 GROUP BY ch.run_id
 ORDER BY run_as_of DESC, run_finished DESC NULLS LAST, ch.run_id DESC
 """
+NO_HISTORY_HINT = "none yet: record one with crmlist run CAMPAIGN, or crmlist load contacts FILE"
 # One unit per contact_history row (run, customer): a customer in two pooled runs counts in both.
 _UNITS = """
 WITH pop AS (
@@ -78,15 +79,19 @@ def campaign_runs(con: duckdb.DuckDBPyConnection, campaign: str) -> list[RunInfo
     """The campaign's runs, latest first (by as-of, then finish time); NotFoundError when it has none."""
     rows = con.execute(_RUNS, {"campaign": campaign}).fetchall()
     if not rows:
-        known = [r[0] for r in con.execute("SELECT DISTINCT campaign FROM contact_history ORDER BY 1").fetchall()]
+        known = recorded_campaigns(con)
         raise NotFoundError(
             "report",
             f"no contact history for campaign {campaign!r}",
-            f"campaigns with contact history: {', '.join(str(k) for k in known)}"
-            if known
-            else "none yet: record one with crmlist run CAMPAIGN, or crmlist load contacts FILE",
+            f"campaigns with contact history: {', '.join(known)}" if known else NO_HISTORY_HINT,
         )
     return [RunInfo(run_id, as_of, _waterfall(counts)) for run_id, as_of, _, counts in rows]
+
+
+def recorded_campaigns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The campaigns with contact history (recorded runs and loaded contacts), by name."""
+    rows = con.execute("SELECT DISTINCT campaign FROM contact_history WHERE campaign IS NOT NULL").fetchall()
+    return sorted(str(campaign) for (campaign,) in rows)
 
 
 def pick_runs(runs: list[RunInfo], run_id: str | None, all_runs: bool) -> list[RunInfo]:
