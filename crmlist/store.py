@@ -259,9 +259,11 @@ def _connect_retrying(db_path: Path, read_only: bool, command: str, wait: float)
     deadline = time.monotonic() + wait
     while True:
         try:
-            # DuckDB's own progress bar would draw on stderr during long queries: messages are crmlist's.
+            # DuckDB tracks each query's progress (commands may show it) but never prints its own bar: what
+            # reaches stderr is crmlist's.
             con = duckdb.connect(str(db_path), read_only=read_only)
-            con.execute("SET enable_progress_bar = false")
+            con.execute("SET enable_progress_bar_print = false")
+            con.execute("SET enable_progress_bar = true")
             _OPEN.add(con)
             return con
         except duckdb.Error as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import itertools
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +18,7 @@ import xlsxwriter
 
 from crmlist import store
 from crmlist.errors import BadInputError, CrmlistError, MissingInputError, UsageError
-from crmlist.ingest import LoadOptions, LoadResult, load_files
+from crmlist.ingest import LoadOptions, LoadResult, keys, load_files
 from crmlist.workspace import open_workspace
 
 SKIP_HINT = "or pass --on-error skip to load the good rows and keep the bad ones in load_rejects"
@@ -524,3 +525,91 @@ def test_blank_required_values_and_headerless_files(env: Env) -> None:
         "customers", env.file("m.csv", "3,Cy\n4,Di,x\n"), no_header=True, columns=["customer_id", "first_name"]
     )
     assert error.message == "m.csv:2: expected 2 fields, found 3"
+
+
+UPSERT_BASE = "customer_id,first_name,email\n1,Ann,ann@x.pl\n2,Bob,bob@x.pl\n3,Cy,\n"
+UPSERT_UPDATE = """\
+    customer_id,first_name,email,phone,gender
+    2,Robert, Robert@X.PL ,+48 (602) 222-222,m
+    4,Di,,0603 333 333,
+    """
+
+
+def test_upserts_into_a_loaded_table_replace_rows_alike_on_the_fast_and_staged_paths(env: Env) -> None:
+    env.load("customers", env.file("base.csv", UPSERT_BASE))
+    env.load("customers", env.file("update.csv", UPSERT_UPDATE))  # clean: straight into the table
+    query = "SELECT customer_id, first_name, email, gender, email_key, phone_key FROM customers ORDER BY 1"
+    fast = env.rows(query)
+    env.load("customers", "base.csv", replace=True)
+    staged = env.file("staged.csv", UPSERT_UPDATE + "    5,Ed,,,Q\n")  # a bad gender: through staging
+    env.load("customers", staged, on_error="skip")
+    assert fast == env.rows(query)
+    assert fast == [
+        ("1", "Ann", "ann@x.pl", None, "ann@x.pl", None),
+        ("2", "Robert", "Robert@X.PL", "M", "robert@x.pl", "48602222222"),
+        ("3", "Cy", None, None, None, None),
+        ("4", "Di", None, None, None, "48603333333"),
+    ]
+    assert env.rows("SELECT file, rows_loaded, rows_rejected FROM loads ORDER BY loaded_at") == [
+        ("base.csv", 3, 0),
+        ("staged.csv", 2, 1),
+    ]
+
+
+def test_a_key_twice_in_a_load_into_a_loaded_table_changes_nothing(env: Env) -> None:
+    env.load("customers", env.file("a.csv", "customer_id,first_name\n1,Ann\n2,Bob\n"))
+    before = env.snapshot()
+    error = env.fails("customers", env.file("b.csv", "customer_id,first_name\n2,Robert\n3,Cy\n2,Rob\n"))
+    assert error.message == "b.csv:4: customer_id: duplicate of line 2 ('2')"
+    assert env.snapshot() == before
+
+
+def test_keys_of_unusual_values_follow_the_rules(env: Env) -> None:
+    text = (
+        "customer_id,email,phone,street,postal_code,city\n"
+        '1,"\u2003Anna@X.PL\f",(0) 601-234-567,"Długa\u00a0 5",00 950,Kraków\n'
+        "2,jan@x.pl ,+48.601.234.568,Nowy  Świat 1,00-001,WARSZAWA\n"
+        "3,E\u0301VA@X.CZ,(+420) 601 234 569,Na Příkopě 5,110 00,Praha\t\n"
+    )
+    (env.root / "keys.csv").write_text(text, encoding="utf-8")
+    env.load("customers", "keys.csv")
+    assert env.rows("SELECT customer_id, email_key, phone_key, address_key FROM customers ORDER BY 1") == [
+        ("1", "anna@x.pl", "48601234567", "długa 5|00950|kraków"),
+        ("2", "jan@x.pl", "48601234568", "nowy świat 1|00-001|warszawa"),
+        ("3", "éva@x.cz", "420601234569", "na příkopě 5|11000|praha"),
+    ]
+
+
+@pytest.mark.parametrize("preserve", [True, False])
+def test_a_load_leaves_the_connections_row_order_setting_as_it_was(env: Env, preserve: bool) -> None:
+    env.file("bad.csv", BAD_PURCHASES)
+    with store.writer(env.db, "load") as con:
+        con.execute(f"SET preserve_insertion_order = {preserve}")
+        load_files(con, env.ws, "purchases", ["bad.csv"], LoadOptions(on_error="skip"))
+        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (preserve,)
+    assert env.rows("SELECT line FROM load_rejects ORDER BY line") == [(4,), (5,), (6,)]
+
+
+def test_key_shortcuts_give_the_full_rules_results_for_every_value() -> None:
+    # Every string of up to three pieces of a tricky alphabet (blanks of every kind, marks, digits,
+    # letters with and without combining accents), in every position, and padded with visible text.
+    pieces = [" ", "  ", "\t", "\n", "\r", "\f", "\v", "\u00a0", "\u202f", "\u2003", "\u0085", "(", ")", "+", "-"]
+    pieces += [".", "|", "0", "00", "7", "a", "Z", "Ł", "e\u0301", "É", "ß", "@"]
+    short = ["".join(p) for n in range(4) for p in itertools.product(pieces, repeat=n)]
+    values = [None, *short, *(f"Ab {v} 9" for v in short), *(f"{v}x1" for v in short), *(f"+{v}" for v in short)]
+    checks = {
+        "email": (keys.email_key_sql("a"), keys.email_key_sql("a", shortcut=False)),
+        "phone": (keys.phone_key_sql("a", "'48'"), keys.phone_key_sql("a", "'48'", shortcut=False)),
+        "address": (keys.address_key_sql("a", "b", "c"), keys.address_key_sql("a", "b", "c", shortcut=False)),
+    }
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TABLE v AS SELECT unnest($a) AS a, unnest($b) AS b, unnest($c) AS c",
+            {"a": values, "b": values[1:] + values[:1], "c": values[7:] + values[:7]},
+        )
+        differ = {
+            name: con.execute(f"SELECT count(*) FROM v WHERE ({fast}) IS DISTINCT FROM ({full})").fetchall()
+            for name, (fast, full) in checks.items()
+        }
+        total = con.execute("SELECT count(*) FROM v").fetchall()
+    assert (differ, total) == ({"email": [(0,)], "phone": [(0,)], "address": [(0,)]}, [(len(values),)])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -19,6 +22,58 @@ if TYPE_CHECKING:
     import duckdb
 
     from crmlist.workspace import Workspace
+
+
+PROGRESS_DELAY = 1.0  # seconds a load runs before its bar appears: quicker loads stay silent
+# DuckDB's memory for a load; beyond it, it evicts the pages it has written and spills to <db>.tmp. Without
+# a limit it would keep every page written (80% of RAM), and a 100 M row load would hold gigabytes.
+LOAD_MEMORY_LIMIT = "1536MiB"
+
+
+def wants_progress(quiet: bool, as_json: bool, stream: TextIO) -> bool:
+    """A progress bar is for a person watching a terminal: never with --quiet or --json, or into a file."""
+    return not (quiet or as_json) and stream.isatty()
+
+
+@contextlib.contextmanager
+def load_progress(con: duckdb.DuckDBPyConnection, label: str, show: bool) -> Iterator[None]:
+    """While the block runs, a bar on stderr with the progress DuckDB reports for the statement running on
+    `con`, drawn from a thread once PROGRESS_DELAY seconds have passed; nothing when `show` is false."""
+    if not show:
+        yield
+        return
+    stop = threading.Event()
+    args = (con, label, stop, PROGRESS_DELAY, sys.stderr)
+    thread = threading.Thread(target=draw_progress, args=args, name="crmlist-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def draw_progress(
+    con: duckdb.DuckDBPyConnection, label: str, stop: threading.Event, delay: float, stream: TextIO
+) -> None:
+    """Draw until `stop` is set, after waiting `delay` seconds (none: at least one frame). Between
+    statements, and while Python reads a file, DuckDB reports no progress and the bar pulses."""
+    import duckdb
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    if delay and stop.wait(delay):
+        return
+    console = Console(file=stream, highlight=False)
+    columns = (TextColumn(label), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        while True:
+            with contextlib.suppress(duckdb.Error):  # the connection may be between statements or closing
+                done = con.query_progress()
+                bar.update(task, total=100 if done >= 0 else None, completed=max(done, 0.0))
+            if stop.wait(0.1):
+                return
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -84,8 +139,10 @@ def load(
     watch = Stopwatch()
     with store.writer(ws.db_path, f"load {table}", wait=wait) as con:
         watch.lap("open")
+        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
         recovered = _recover_runs(con, ws)
-        result = load_files(con, ws, table, files, options)
+        with load_progress(con, f"loading {table}", wants_progress(quiet, json_, sys.stderr)):
+            result = load_files(con, ws, table, files, options)
         watch.lap("load")
     out = Printer(quiet, json_)
     for notice in [*recovered, *result.notices]:

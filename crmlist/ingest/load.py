@@ -1,10 +1,11 @@
 """`crmlist load`: every file of one command in one transaction, strict or keeping bad rows aside.
 
-Clean append loads (purchases, responses) go straight from the file into the table in one statement that
-aborts at the first bad row. Any abort rolls everything back and the load runs again through a staging
-table, which types every row, finds the bad ones and their lines, and writes the good ones; a file DuckDB
-cannot read at all is scanned by Python (records.repair) and the load runs once more. Any error leaves
-every table, `loads` and `load_rejects` as they were.
+Clean files go straight from the file into the table in one statement that aborts at the first bad row:
+appends (purchases with order ids, responses) and upserts (customers, products; one aggregate then checks
+that no key came twice, and the older rows of the keys loaded go). Any abort rolls everything back and
+the load runs again through a staging table, which types every row, finds the bad ones and their lines,
+and writes the good ones; a file DuckDB cannot read at all is scanned by Python (records.repair) and the
+load runs once more. Any error leaves every table, `loads` and `load_rejects` as they were.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def load_files(
     date_format = options.date_format or ws.section("load", table).get("date_format")
     decimal_comma = options.decimal_comma or bool(ws.section("load", table).get("decimal_comma"))
     ctx = type_context(con, ws, date_format, decimal_comma)
-    con.execute("SET enable_progress_bar = false")
+    con.execute("SET enable_progress_bar_print = false")  # a library never prints: callers may show progress
+    ((row_order,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     sources: list[Source] = []
     with tempfile.TemporaryDirectory(prefix="crmlist-load-") as tmp:
         try:
@@ -97,6 +99,8 @@ def load_files(
             for source in sources:
                 if source.arrow_name:
                     con.unregister(source.arrow_name)
+            with contextlib.suppress(duckdb.Error):  # a stopped load may have lost its connection
+                write.keep_row_order(con, bool(row_order))
 
 
 def _plans(con: duckdb.DuckDBPyConnection, table: str, sources: list[Source], mapping: dict[str, str]) -> list[Plan]:
@@ -138,7 +142,7 @@ def _skipped(con: duckdb.DuckDBPyConnection, table: str, sources: list[Source], 
 
 def _run(job: _Job) -> dict[int, tuple[int, int]]:
     """Attempts in one transaction each: fast, then staged, then staged after repairing a file."""
-    fast = job.table in FAST and all(job.table != "purchases" or "order_id" in plan.names() for plan in job.plans)
+    fast = _can_go_fast(job)
     repaired: set[int] = set()
     while True:
         job.notices = [n for plan in job.plans for n in plan.notices] + list(job.skipped.values())
@@ -157,6 +161,13 @@ def _run(job: _Job) -> dict[int, tuple[int, int]]:
             raise
         finally:
             write.drop_stage(job.con)
+
+
+def _can_go_fast(job: _Job) -> bool:
+    """Upserts, and appends of files that give every id (purchases without order ids number them)."""
+    if job.table in FAST:
+        return all(job.table != "purchases" or "order_id" in plan.names() for plan in job.plans)
+    return job.target in write.UPSERT_KEYS
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -219,19 +230,24 @@ def _no_rows(source: Source) -> MissingInputError:
 
 
 def _fast(job: _Job, active: list[Source]) -> dict[int, tuple[int, int]]:
-    """Each file straight into the table; any bad row aborts the statement (and the attempt)."""
+    """Each file straight into the table; any bad row aborts the statement (and the attempt). Upserts then
+    delete the older rows of the keys loaded, unless a key came twice: that aborts too, and the staged
+    attempt reports it."""
+    upsert = job.target in write.UPSERT_KEYS
+    first_new = write.next_rowid(job.con, job.target) if upsert else 0
     counts = {}
     for source in active:
         checked = validated_select(job.table, source, job.plans[source.index], job.ctx)
-        names = ", ".join(quote(c) for c in checked.columns)
-        sql = f"INSERT INTO {quote(job.target)} ({names}) {checked.fast_sql}"
+        write.keep_row_order(job.con, False)
         try:
-            loaded = write.run(job.con, sql, job.params(source))
+            loaded = write.insert_checked(job.con, job.target, checked, job.params(source))
         except duckdb.Error:
             raise _ReadFailed(source.index) from None
         if loaded == 0:
             raise _no_rows(source)
         counts[source.index] = (loaded, 0)
+    if upsert and not write.replace_older(job.con, job.target, first_new, sum(n for n, _ in counts.values())):
+        raise _ReadFailed(active[0].index)
     return counts
 
 
@@ -245,6 +261,7 @@ def _staged(job: _Job, active: list[Source]) -> dict[int, tuple[int, int]]:
     write.create_stage(job.con, columns)
     for source in active:
         sql = write.insert_stage_sql(checked[source.index])
+        write.keep_row_order(job.con, True)
         try:
             job.con.execute(sql, bind(sql, job.params(source)))
         except duckdb.Error:
@@ -260,6 +277,7 @@ def _staged(job: _Job, active: list[Source]) -> dict[int, tuple[int, int]]:
     stats = write.stage_stats(job.con)
     bad = found.collect(active, stats) if not job.strict else {}
     _check_max_rejects(job, active, bad)
+    write.keep_row_order(job.con, False)
     _write(job, list(columns), active, stats)
     found.store(job.load_id, bad)
     job.notices += found.notices(active, bad)

@@ -9,7 +9,6 @@ import duckdb
 from crmlist import store
 from crmlist.errors import BadInputError, UsageError
 from crmlist.ingest.columns import check_mapping
-from crmlist.ingest.keys import country_calling_code
 from crmlist.ingest.readers import ReadSettings
 from crmlist.ingest.validate import TypeContext
 from crmlist.workspace import Workspace
@@ -88,7 +87,7 @@ def type_context(
         raise BadInputError(
             "crmlist.toml", f"timezone {ws.timezone!r} is not a time zone", "use a name such as Europe/Warsaw"
         ) from None
-    return TypeContext(decimal_comma, formats, ws.timezone, country_calling_code(ws.phone_region))
+    return TypeContext(decimal_comma, formats, ws.timezone, ws.phone_region)
 
 
 def read_settings(ws: Workspace, table: str, options: LoadOptions) -> tuple[ReadSettings, dict[str, str]]:

@@ -142,8 +142,6 @@ class BadRows:
 
     def store(self, load_id: str, bad: dict[int, list[BadRow]]) -> None:
         """Write the rejects to load_rejects in one statement."""
-        import pyarrow as pa
-
         rows = [
             (load_id, self.table, self.sources[file].given, b.line, b.column, b.reason, b.raw)
             for file, items in sorted(bad.items())
@@ -151,6 +149,8 @@ class BadRows:
         ]
         if not rows:
             return
+        import pyarrow as pa  # imported here: loads without rejects do not pay for it
+
         names = ("load_id", "table_name", "file", "line", "column_name", "reason", "raw_line")
         table = pa.table({name: [r[k] for r in rows] for k, name in enumerate(names)})
         self.con.register("__crm_rejects", table)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crmlist.ingest.columns import ADDRESS, REQUIRED, Column, Plan
+from crmlist.ingest.keys import country_calling_code
 from crmlist.ingest.readers import Source
 
 # Blank means whitespace as spreadsheets write it, no-break spaces included.
@@ -36,7 +37,7 @@ class TypeContext:
     decimal_comma: bool
     date_formats: tuple[str, ...]
     timezone: str
-    phone_cc: str
+    phone_region: str
 
     def params(self) -> dict[str, Any]:
         return {
@@ -44,7 +45,7 @@ class TypeContext:
             "tz": self.timezone,
             "date_formats": list(self.date_formats),
             "countries": lambda: list(countries()),  # Babel's territory list, loaded only when needed
-            "phone_cc": self.phone_cc,
+            "phone_cc": lambda: country_calling_code(self.phone_region),  # phonenumbers, likewise
         }
 
 
