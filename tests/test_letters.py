@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from crmlist.errors import EXIT_DATAERR, BadInputError, NotFoundError, UsageError
@@ -20,6 +21,7 @@ from crmlist.letters import (
     LetterFailure,
     LetterJob,
     check_templates,
+    compute_recommendations,
     find_template,
     render_letters,
     safe_file_name,
@@ -27,7 +29,7 @@ from crmlist.letters import (
 )
 from crmlist.letters.environment import build_environment, customer_columns
 from crmlist.letters.filters import salutation
-from crmlist.letters.render import Renderer
+from crmlist.letters.render import Renderer, column_values, recommendation_lists
 from crmlist.store import ensure_schema
 from crmlist.workspace import Workspace, open_workspace
 
@@ -122,6 +124,22 @@ def render(ws: Workspace, template: str, context: Mapping[str, object] | None = 
 def test_money_per_locale(tmp_path: Path, locale: str, currency: str, expected: str) -> None:
     ws = make_ws(tmp_path, {}, f'currency = "{currency}"\n')
     assert render(ws, "{{ amount|money }}", {"amount": Decimal("1234.50"), "locale": locale}) == expected
+
+
+@pytest.mark.parametrize(
+    ("locale", "currency", "expected"),
+    [
+        ("pl", "PLN", "1\xa0234\xa0567,90\xa0zł"),
+        ("en", "USD", "$1,234,567.90"),
+        ("hi_IN", "INR", "₹12,34,567.90"),
+        ("de_CH", "CHF", "CHF\xa01234567.90"),
+        ("ja", "JPY", "￥1,234,568"),
+    ],
+)
+def test_money_groups_digits_as_babel_does(tmp_path: Path, locale: str, currency: str, expected: str) -> None:
+    ws = make_ws(tmp_path, {})
+    context = {"amount": Decimal("1234567.895"), "currency": currency, "locale": locale}
+    assert render(ws, "{{ amount|money(currency) }}|{{ amount|money(currency) }}", context) == f"{expected}|{expected}"
 
 
 def test_money_currency_argument_and_default_locale(tmp_path: Path) -> None:
@@ -319,6 +337,32 @@ def test_only_the_columns_templates_read_are_streamed(tmp_path: Path) -> None:
 # --- rendering ---------------------------------------------------------------------------------------
 
 
+def test_python_values_of_columns_are_those_arrow_gives() -> None:
+    columns = [
+        pa.array([Decimal("1234.50"), None, Decimal("0.00"), Decimal("-7.25")], pa.decimal128(18, 2)),
+        pa.array([Decimal("12"), Decimal("-3")], pa.decimal128(9, 0)),
+        pa.array([Decimal("0E-10"), Decimal("1.5000000000")], pa.decimal128(38, 10)),
+        pa.array([dt.date(2026, 1, 5), None, dt.date(1969, 12, 31)], pa.date32()),
+    ]
+    for column in columns:
+        expected = column.to_pylist()
+        assert [repr(v) for v in column_values(column)] == [repr(v) for v in expected]
+
+
+def test_recommendations_are_one_dict_per_product_and_reason() -> None:
+    kind = pa.list_(pa.struct([("product_id", pa.string()), ("reason", pa.string()), ("price", pa.decimal128(9, 2))]))
+    a, a_x = {"product_id": "A", "reason": "complement", "price": Decimal("1.00")}, {"product_id": "A", "reason": "x"}
+    b_x = {"product_id": "B", "reason": "x", "price": Decimal("2.50")}
+    a_x["price"] = None
+    rows = [[a, b_x], [], [a, a_x]]
+    known: dict[tuple[object, object], dict[str, object]] = {}
+    lists = recommendation_lists(pa.array(rows, kind).slice(1), known)
+    assert lists == [[], [a, a_x]] and set(known) == {("A", "complement"), ("A", "x")}
+    again = recommendation_lists(pa.array(rows, kind), known)
+    assert again == rows and again[0][0] is lists[1][0] is again[2][0]  # shared across rows and batches
+    assert recommendation_lists(pa.array([[None, a]], kind), {}) == [[None, a]]  # a null rec stays None
+
+
 def test_html_is_autoescaped_and_txt_is_not(tmp_path: Path) -> None:
     customers = """\
         customer_id,first_name,last_name,gender,language
@@ -421,7 +465,7 @@ def test_safe_file_names_are_short_and_distinct() -> None:
 
 
 def test_only_ids_renders_just_those(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("crmlist.letters.stream.RANGE_ROWS", 1)  # a query per target
+    monkeypatch.setattr("crmlist.letters.recommend.RANGE_ROWS", 1)  # a query per target
     ws = make_ws(tmp_path, {"winback.txt.j2": "{{ customer.customer_id }}"})
     result = render_letters(make_db(tmp_path), ws, job(only={"C3", "C1", "nobody"}), tmp_path / "out")
     assert result.written == ["C1", "C3"]
@@ -453,7 +497,11 @@ def test_recommend_count_and_exclusions(tmp_path: Path) -> None:
     assert texts["C2"] == "FLD-BRN:complement:45.50;"  # bought the black folder already
 
 
-def test_co_purchase_by_lift_after_complements(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sliced", [False, True])
+def test_co_purchase_by_lift_after_complements(tmp_path: Path, sliced: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if sliced:  # a statement per target and lift counted over slices of the orders: the same letters
+        monkeypatch.setattr("crmlist.letters.recommend.RANGE_ROWS", 1)
+        monkeypatch.setattr("crmlist.letters.recommend.LIFT_SLICE_ROWS", 7)
     # 36 orders. Five P orders hold PEN-1, FLD-BLK, FLD-BRN and BAG-BRN; two more hold FLD-BRN, 25 more
     # BAG-BRN. Lift with PEN-1 (6 orders, with C3's O3): FLD-BLK 5*36/(6*5) = 6, FLD-BRN 5*36/(6*7) = 4.29,
     # BAG-BRN 5*36/(6*30) = 1 exactly, which is not > 1. PEN-1 also lists FLD-BRN as a complement.
@@ -471,6 +519,28 @@ def test_co_purchase_by_lift_after_complements(tmp_path: Path) -> None:
     # C4 bought FLD-BRN: FLD-BLK is the same category, BAG-BRN has lift 5*36/(7*30) < 1
     assert texts["C4"] == "PEN-1:co-purchase:20.00;"
     assert texts["C1"] == "FLD-BLK:complement:49.00;FLD-BRN:complement:45.50;GIFT-1:complement:50.00;"
+
+
+def test_compute_recommendations_ranks_every_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("crmlist.letters.recommend.RANGE_ROWS", 3)  # two statements for four targets
+    ws = make_ws(tmp_path, {}, "[offers]\nrecommend = 2\n")
+    con = make_db(tmp_path)
+    table = compute_recommendations(con, ws)
+    rows = con.execute(f"SELECT * FROM {table} ORDER BY customer_id, rank").fetchall()
+    assert rows == [
+        ("C1", 1, "FLD-BLK", "Folder", "folders", "black", Decimal("49.00"), "complement"),
+        ("C1", 2, "FLD-BRN", "Folder", "folders", "brown", Decimal("45.50"), "complement"),
+        ("C2", 1, "FLD-BLK", "Folder", "folders", "black", Decimal("49.00"), "complement"),
+        ("C2", 2, "FLD-BRN", "Folder", "folders", "brown", Decimal("45.50"), "complement"),
+    ]
+    con.execute("DELETE FROM letter_targets")
+    assert con.execute(f"SELECT count(*) FROM {compute_recommendations(con, ws)}").fetchall() == [(0,)]
+
+
+def test_recommend_zero_gives_no_recommendations(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE}, "[offers]\nrecommend = 0\n")
+    result = render_letters(make_db(tmp_path), ws, job("jsonl"), tmp_path / "out")
+    assert [json.loads(line)["text"] for line in result.paths[0].read_text().splitlines()] == ["", "", "", ""]
 
 
 # --- writers -----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -11,11 +12,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from test_letters import job, make_db, make_ws
 
-from crmlist.errors import BadInputError, UsageError
+from crmlist.errors import BadInputError, OutputError, UsageError
 from crmlist.letters import LetterFailure, LetterJob, render_letters
+from crmlist.letters.ahead import Ahead
+from crmlist.letters.job import CustomerIds
 from crmlist.letters.pool import map_in_order, pool_size
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +40,7 @@ def pooled(fmt: str, jobs: int) -> LetterJob:
 
 @pytest.mark.parametrize("fmt", ["files", "jsonl"])
 def test_two_workers_write_what_one_process_writes(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("crmlist.letters.stream.RANGE_ROWS", 4)  # three queries of targets, batches of 3
+    monkeypatch.setattr("crmlist.letters.recommend.RANGE_ROWS", 4)  # three queries of targets, batches of 3
     ws = make_ws(tmp_path, {"winback.txt.j2": TEMPLATE})
     results = {}
     for jobs in (1, 2):
@@ -60,6 +64,68 @@ def test_an_error_in_a_worker_stops_the_run_as_in_one_process(tmp_path: Path) ->
         render_letters(make_db(tmp_path, CUSTOMERS), ws, pooled("jsonl", 2), tmp_path / "out")
     assert caught.value.where == "templates/bad.txt.j2:1"
     assert sorted(os.listdir(tmp_path / "out")) == []  # the bundle's temporary file is gone
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_letter_file_that_cannot_be_written_stops_the_run(tmp_path: Path, jobs: int) -> None:
+    out = tmp_path / "out"
+    (out / "letters" / "C05.txt").mkdir(parents=True)  # the workers write the files: one of them fails
+    ws = make_ws(tmp_path, {"winback.txt.j2": "{{ customer.customer_id }}"})
+    with pytest.raises(OutputError) as caught:
+        render_letters(make_db(tmp_path, CUSTOMERS), ws, pooled("files", jobs), out)
+    assert (caught.value.where, caught.value.what) == (str(out / "letters" / "C05.txt"), "cannot write: Is a directory")
+
+
+def test_zero_targets_write_an_empty_bundle(tmp_path: Path) -> None:
+    con = make_db(tmp_path, CUSTOMERS)
+    con.execute("DELETE FROM letter_targets")
+    ws = make_ws(tmp_path, {"winback.txt.j2": TEMPLATE})
+    result = render_letters(con, ws, pooled("jsonl", 2), tmp_path / "out")
+    assert (result.written, result.failed, result.paths) == ([], [], [tmp_path / "out" / "letters.jsonl"])
+    assert result.paths[0].read_bytes() == b""
+
+
+def _ranges(con: duckdb.DuckDBPyConnection, fail_after: int | None = None) -> Iterator[int]:
+    for i in range(6):
+        if i == fail_after:
+            raise BadInputError("here", "the producer failed", "fix it")
+        yield con.execute("SELECT count(*) FROM range(?) AS t(x)", [i * 1000]).fetchall()[0][0]
+
+
+def test_ahead_yields_in_order_and_hands_over_the_producers_error() -> None:
+    con = duckdb.connect()
+    with Ahead(con, lambda: _ranges(con)) as ahead:
+        assert list(ahead) == [i * 1000 for i in range(6)]
+    with pytest.raises(BadInputError, match="the producer failed"), Ahead(con, lambda: _ranges(con, 3)) as ahead:
+        assert list(ahead) == []
+    assert con.execute("SELECT 1").fetchall() == [(1,)]  # the connection is free again
+
+
+def test_leaving_ahead_early_stops_its_query() -> None:
+    con = duckdb.connect()
+
+    def slow() -> Iterator[int]:
+        yield 1
+        yield con.execute("SELECT count(*) FROM range(10000000000) AS a(x) WHERE x % 7 = 3").fetchall()[0][0]
+
+    started = time.monotonic()
+    with Ahead(con, slow) as ahead:
+        assert next(iter(ahead)) == 1
+    assert time.monotonic() - started < 10  # interrupted, not run to the end (minutes)
+    assert con.execute("SELECT 2").fetchall() == [(2,)]
+
+
+def test_customer_ids_compare_index_and_pickle_like_a_list() -> None:
+    ids = CustomerIds(["C1", "C2"])
+    ids.extend(CustomerIds(["C3"]))
+    ids.extend(["C\x004", "C5"])  # an id holding the separator is kept as it is
+    expected = ["C1", "C2", "C3", "C\x004", "C5"]
+    assert ids == expected
+    assert expected == ids  # a list on the left compares too
+    assert (len(ids), ids[2], ids[-2], ids[1:3], list(ids)[4]) == (5, "C3", "C\x004", ["C2", "C3"], "C5")
+    assert ids != ["C1"] and pickle.loads(pickle.dumps(ids)) == ids and not CustomerIds()
+    with pytest.raises(IndexError):
+        ids[5]
 
 
 def _pid_and_square(n: int) -> tuple[int, int]:

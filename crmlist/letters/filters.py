@@ -96,6 +96,9 @@ def _context_locale(context: Context, default: str) -> str:
     return value if isinstance(value, str) and value else default
 
 
+_UNSEEN = object()
+
+
 class _Memo(dict[Any, Any]):
     """Formatted values by their inputs, emptied when full: amounts and counts repeat across letters."""
 
@@ -136,12 +139,16 @@ def _money_filter(fallback: str, default_currency: str) -> Callable[..., str]:
 
     @pass_context
     def money(context: Context, amount: Any, currency: str | None = None) -> str:
-        locale = _context_locale(context, fallback)
-        key = (amount, currency, locale)
-        if type(amount) in _EXACT and key in monies:  # not bool, nor a float equal to a Decimal
-            return monies[key]
-        text = money_text(_number_value(amount, "money"), currency or default_currency, locale)
-        return monies.remember(key, text) if type(amount) in _EXACT else text
+        value = context.vars.get("locale") or context.parent.get("locale")  # _context_locale, inlined: hot
+        locale = value if isinstance(value, str) and value else fallback
+        if type(amount) in _EXACT:  # not bool, nor a float equal to a Decimal
+            # a Decimal by its text: hashing a Decimal costs more than formatting it
+            key = (amount if type(amount) is int else str(amount), currency, locale)
+            text: str | None = monies.get(key)
+            if text is None:
+                text = monies.remember(key, money_text(amount, currency or default_currency, locale))
+            return text
+        return money_text(_number_value(amount, "money"), currency or default_currency, locale)
 
     return money
 
@@ -151,14 +158,16 @@ def _plural_filter(fallback: str) -> Callable[..., Any]:
 
     @pass_context
     def plural(context: Context, n: Any, *forms: Any, **by_category: Any) -> Any:
-        locale = _context_locale(context, fallback)
+        value = context.vars.get("locale") or context.parent.get("locale")  # _context_locale, inlined: hot
+        locale = value if isinstance(value, str) and value else fallback
         if by_category or type(n) is not int:
             return pick_plural(n, locale, forms, by_category)
         key = (n, locale, forms)
         try:
-            return plurals[key] if key in plurals else plurals.remember(key, pick_plural(n, locale, forms, {}))
+            form = plurals.get(key, _UNSEEN)
         except TypeError:  # a form that cannot be a key (a list): nothing to remember
             return pick_plural(n, locale, forms, {})
+        return plurals.remember(key, pick_plural(n, locale, forms, {})) if form is _UNSEEN else form
 
     return plural
 
@@ -169,7 +178,9 @@ def make_filters(default_locale: str, default_currency: str) -> dict[str, Callab
 
     @pass_context
     def date(context: Context, value: Any, format: str = "long") -> str:
-        return _date(_date_value(value), format, _context_locale(context, fallback))
+        locale = context.vars.get("locale") or context.parent.get("locale")  # _context_locale, inlined: hot
+        day = value if type(value) is dt.date else _date_value(value)
+        return _date(day, format, locale if isinstance(locale, str) and locale else fallback)
 
     @pass_context
     def number(context: Context, value: Any, format: str | None = None) -> str:
@@ -182,7 +193,7 @@ def make_filters(default_locale: str, default_currency: str) -> dict[str, Callab
         return format_percent(_number_value(value, "percent"), format=format, locale=locale)
 
     def salutation_filter(customer: Any) -> str:
-        if not isinstance(customer, Mapping):
+        if type(customer) is not dict and not isinstance(customer, Mapping):
             raise FilterError(f"salutation: expects the customer, got {type(customer).__name__}")
         return salutation(customer, fallback)
 

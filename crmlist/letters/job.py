@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 LETTER_FORMATS = ("files", "jsonl", "mbox", "zip", "pdf")
 BATCH_ROWS = 2048  # rows per Arrow batch handed to a renderer (DuckDB's vector size)
@@ -33,6 +35,66 @@ class LetterFailure:
     error: str
 
 
+class CustomerIds(Sequence[str]):
+    """Customer ids in order, kept as one text per batch: a million ids as Python strings would hold
+    70 MB of the parent's memory until the run ends. Compares equal to a list of the same ids."""
+
+    _SEP = "\0"
+
+    def __init__(self, ids: Sequence[str] = ()) -> None:
+        self._parts: list[str | list[str]] = []
+        self._ends: list[int] = []  # the number of ids up to and including each part
+        self.extend(ids)
+
+    def extend(self, ids: Sequence[str]) -> None:
+        """Add a batch's ids at the end."""
+        if isinstance(ids, CustomerIds):  # a worker's batch: its texts as they are
+            for index, part in enumerate(ids._parts):
+                self._parts.append(part)
+                self._ends.append(len(self) + ids._ends[index] - (ids._ends[index - 1] if index else 0))
+        elif ids:
+            joined = self._SEP.join(ids)
+            plain = joined.count(self._SEP) == len(ids) - 1  # no id holds the separator itself
+            self._parts.append(joined if plain else list(ids))
+            self._ends.append(len(self) + len(ids))
+
+    def _part(self, index: int) -> list[str]:
+        part = self._parts[index]
+        return part.split(self._SEP) if isinstance(part, str) else part
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("customer id index out of range")
+        part = bisect.bisect_right(self._ends, index)
+        return self._part(part)[index - (self._ends[part - 1] if part else 0)]
+
+    def __iter__(self) -> Iterator[str]:
+        for index in range(len(self._parts)):
+            yield from self._part(index)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:  # equal to lists, which have none
+        raise TypeError("unhashable type: 'CustomerIds'")
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
 @dataclass
 class LetterResult:
     """The customer_ids written (in order), the failures and the files written.
@@ -41,7 +103,7 @@ class LetterResult:
     would not keep memory flat), then failed.csv when some letters failed.
     """
 
-    written: list[str]
+    written: Sequence[str]
     failed: list[LetterFailure]
     paths: list[Path]
 
@@ -66,6 +128,6 @@ class RenderedLetter(NamedTuple):
 class RenderedChunk:
     """One batch's result as a worker sends it back: ids written in order, failures, encoded output."""
 
-    written: list[str] = field(default_factory=list)
+    written: CustomerIds = field(default_factory=CustomerIds)
     failed: list[LetterFailure] = field(default_factory=list)
     payload: Any = None

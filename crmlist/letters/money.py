@@ -50,8 +50,13 @@ def _group(digits: str, sizes: tuple[int, int], symbol: str) -> str:
 
 
 def _fast_money(fmt: _MoneyFormat, amount: Decimal | int) -> str:
-    whole, _, cents = f"{Decimal(amount).quantize(fmt.quantum):f}".partition(".")
-    number = _group(whole, fmt.sizes, fmt.group) + (fmt.decimal + cents if cents else "")
+    quantized = (amount if type(amount) is Decimal else Decimal(amount)).quantize(fmt.quantum)
+    if fmt.sizes == (3, 3):  # Python groups by threes itself ("1,234.50"): swap in the locale's symbols
+        text = f"{quantized:,f}"
+        number = text.replace(",", "\0").replace(".", fmt.decimal).replace("\0", fmt.group)
+    else:
+        whole, _, cents = f"{quantized:f}".partition(".")
+        number = _group(whole, fmt.sizes, fmt.group) + (fmt.decimal + cents if cents else "")
     return fmt.prefix + number + fmt.suffix
 
 

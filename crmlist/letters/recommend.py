@@ -1,8 +1,9 @@
-"""Cross-sell recommendations for every letter target at once, set-based in DuckDB."""
+"""Cross-sell recommendations for letter targets, set-based in DuckDB, a range of targets per statement."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import duckdb
 
@@ -11,43 +12,41 @@ from crmlist.workspace import Workspace
 
 RECOMMENDATIONS_TABLE = "letter_recommendations"
 LIFT_TABLE = "letter_recommendation_lift"
-SLICE_TARGETS = 50_000  # targets ranked per statement: DuckDB's memory stays bounded whatever the run's size
+RANGE_ROWS = 50_000  # targets per statement: DuckDB's memory stays bounded whatever the run's size
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# Co-purchase lift of the pairs (anchor, other) whose anchor some target in {targets} bought. Lift of
-# a pair (a, b), over orders up to as-of that hold at least one product_id:
+# Co-purchase lift of every product pair (a, b) over orders up to as-of that hold at least one
+# product_id, computed once per run:
 #     lift(a, b) = n_ab * N / (n_a * n_b) = P(a and b) / (P(a) * P(b))
 # where N is the number of such orders, n_a the orders holding a, n_ab the orders holding both.
 # A pair qualifies with n_ab >= 5 and lift > 1, tested exactly in integers (n_ab * N > n_a * n_b).
-LIFT_SQL = """
-CREATE OR REPLACE TEMP TABLE {into} AS
+#
+# The counts are taken over a slice of the orders ($slice of $slices, by a hash of order_id) per
+# statement and added up, so that DuckDB's memory stays bounded however many purchases there are:
+# rows (a, b, n_ab), (a, NULL, n_a) and (NULL, NULL, N).
+LIFT_COUNTS_SQL = """
+INSERT INTO {into}
 WITH params AS (SELECT max(as_of) AS as_of FROM run_params),
 baskets AS (
     SELECT DISTINCT pu.order_id, pu.product_id
     FROM purchases AS pu CROSS JOIN params
     WHERE pu.order_date <= params.as_of AND pu.product_id IS NOT NULL AND pu.order_id IS NOT NULL
-),
-order_count AS (SELECT count(DISTINCT order_id) AS n FROM baskets),
-product_orders AS (  -- n_a; fewer than 5 orders can never give 5 shared ones
-    SELECT product_id, count(*) AS n_p FROM baskets GROUP BY product_id HAVING count(*) >= 5
-),
-anchors AS (
-    SELECT DISTINCT pu.product_id
-    FROM purchases AS pu
-    JOIN (SELECT DISTINCT customer_id FROM {targets}) AS t ON t.customer_id = pu.customer_id
-    JOIN product_orders AS po ON po.product_id = pu.product_id
-    CROSS JOIN params
-    WHERE pu.order_date <= params.as_of
-),
-pairs AS (
-    SELECT a.product_id AS anchor, o.product_id AS other, count(*) AS n_ab
-    FROM baskets AS a
-    JOIN anchors AS an ON an.product_id = a.product_id
-    JOIN baskets AS o ON o.order_id = a.order_id AND o.product_id <> a.product_id
-    JOIN product_orders AS po ON po.product_id = o.product_id
-    GROUP BY a.product_id, o.product_id
-    HAVING count(*) >= 5
+      AND hash(pu.order_id) % $slices = $slice
 )
+SELECT a.product_id, o.product_id, count(*)
+FROM baskets AS a JOIN baskets AS o ON o.order_id = a.order_id AND o.product_id <> a.product_id
+GROUP BY a.product_id, o.product_id
+UNION ALL SELECT product_id, NULL, count(*) FROM baskets GROUP BY product_id
+UNION ALL SELECT NULL, NULL, count(DISTINCT order_id) FROM baskets
+"""
+LIFT_SQL = """
+CREATE OR REPLACE TEMP TABLE {into} AS
+WITH counts AS (SELECT anchor, other, sum(n) AS n FROM {counts} GROUP BY anchor, other),
+order_count AS (SELECT coalesce(max(n), 0) AS n FROM counts WHERE anchor IS NULL),
+product_orders AS (  -- n_a; fewer than 5 orders can never give 5 shared ones
+    SELECT anchor AS product_id, n AS n_p FROM counts WHERE other IS NULL AND anchor IS NOT NULL AND n >= 5
+),
+pairs AS (SELECT anchor, other, n AS n_ab FROM counts WHERE other IS NOT NULL AND n >= 5)
 SELECT p.anchor, p.other, CAST(p.n_ab AS DOUBLE) * oc.n / (CAST(pa.n_p AS DOUBLE) * pb.n_p) AS lift
 FROM pairs AS p
 JOIN product_orders AS pa ON pa.product_id = p.anchor
@@ -55,62 +54,107 @@ JOIN product_orders AS pb ON pb.product_id = p.other
 CROSS JOIN order_count AS oc
 WHERE CAST(p.n_ab AS HUGEINT) * oc.n > CAST(pa.n_p AS HUGEINT) * pb.n_p
 """
+LIFT_SLICE_ROWS = 1_000_000  # purchase rows per statement of LIFT_COUNTS_SQL
 
-# One row per (customer_id, rank) for the targets in {targets} whose hash falls in slice $slice of
-# $slices: a slice at a time keeps DuckDB's memory bounded however many targets. Parameters: excluded
-# categories (lower-cased) and N. Categories and colours compare case-insensitively ("Black" is "black").
-RANK_SQL = """
-{verb}
-WITH params AS (SELECT max(as_of) AS as_of FROM run_params),
-target_ids AS (SELECT DISTINCT customer_id FROM {targets} WHERE hash(customer_id) % $slices = $slice),
+# CTEs ending in `recs`: (customer_id, recs), the list of the best $n offers (structs of product_id, name,
+# category, color, price, reason) of each target of {targets} that {within} selects and that has any.
+# Categories and colours compare case-insensitively ("Black" is "black").
+#
+# Each offer gets one integer key that sorts as the offers do: rank * width + num, where rank orders
+# (group, same colour first, position in the complements or -lift) and num is the product's number in
+# product_id order. A target's keys then rank with integer aggregates alone: the best key per product,
+# none of the products it bought (marked by key 0), the $n smallest.
+RECS_CTES = """
+params AS (SELECT max(as_of) AS as_of FROM run_params),
+numbered AS (  -- products numbered in product_id order, from 1
+    SELECT CAST(row_number() OVER (ORDER BY product_id) AS BIGINT) AS num, *
+    FROM products WHERE product_id IS NOT NULL
+),
+width AS (SELECT count(*) + 1 AS m FROM numbered),
+customers AS (
+    SELECT customer_id, CAST(row_number() OVER () AS BIGINT) AS cnum
+    FROM (SELECT DISTINCT customer_id FROM {targets} WHERE {within})
+),
 bought AS (  -- each target's products up to as-of; a product's category is its own, else the purchase's
-    SELECT pu.customer_id, pu.product_id,
+    SELECT c.cnum, pu.product_id, any_value(pr.num) AS num,
            lower(any_value(pr.color)) AS color_key,
            lower(coalesce(any_value(pr.category), min(pu.category))) AS cat_key
     FROM purchases AS pu
-    JOIN target_ids AS t ON t.customer_id = pu.customer_id
+    JOIN customers AS c ON c.customer_id = pu.customer_id
     CROSS JOIN params
-    LEFT JOIN products AS pr ON pr.product_id = pu.product_id
+    LEFT JOIN numbered AS pr ON pr.product_id = pu.product_id
     WHERE pu.order_date <= params.as_of AND pu.product_id IS NOT NULL
-    GROUP BY pu.customer_id, pu.product_id
+    GROUP BY c.cnum, pu.product_id
 ),
+anchors AS (SELECT DISTINCT product_id, color_key, cat_key FROM bought),
 candidates AS (  -- products that may be offered at all
-    SELECT product_id, lower(category) AS cat_key, lower(color) AS color_key
-    FROM products
+    SELECT num, product_id, lower(category) AS cat_key, lower(color) AS color_key
+    FROM numbered
     WHERE category IS NULL OR NOT list_contains(CAST($exclude AS VARCHAR[]), lower(category))
 ),
 complement AS (  -- same colour as the bought product first, then the order listed
-    SELECT b.customer_id, c.product_id, 1 AS grp,
-           CASE WHEN c.color_key = b.color_key THEN 0 ELSE 1 END AS k1,
-           CAST(x.pos AS DOUBLE) AS k2
-    FROM bought AS b
-    JOIN products AS bp ON bp.product_id = b.product_id
+    SELECT a.product_id AS anchor, a.color_key AS a_color, a.cat_key AS a_cat, c.num, 1 AS grp,
+           CASE WHEN c.color_key = a.color_key THEN 0 ELSE 1 END AS k1, CAST(x.pos AS DOUBLE) AS k2
+    FROM anchors AS a
+    JOIN products AS bp ON bp.product_id = a.product_id
     CROSS JOIN unnest(bp.complements) WITH ORDINALITY AS x(product_id, pos)
     JOIN candidates AS c ON c.product_id = x.product_id
-    WHERE coalesce(c.cat_key <> b.cat_key, TRUE)
+    WHERE coalesce(c.cat_key <> a.cat_key, TRUE)
 ),
 copurchase AS (  -- the category test is against the bought product that led to it
-    SELECT b.customer_id, c.product_id, 2 AS grp, 0 AS k1, -l.lift AS k2
-    FROM bought AS b
-    JOIN {lift} AS l ON l.anchor = b.product_id
+    SELECT a.product_id AS anchor, a.color_key AS a_color, a.cat_key AS a_cat, c.num, 2 AS grp, 0 AS k1,
+           -l.lift AS k2
+    FROM anchors AS a
+    JOIN {lift} AS l ON l.anchor = a.product_id
     JOIN candidates AS c ON c.product_id = l.other
-    WHERE coalesce(c.cat_key <> b.cat_key, TRUE)
+    WHERE coalesce(c.cat_key <> a.cat_key, TRUE)
 ),
-scored AS (
-    SELECT s.*,
-           row_number() OVER (PARTITION BY s.customer_id, s.product_id ORDER BY s.grp, s.k1, s.k2) AS dup
-    FROM (SELECT * FROM complement UNION ALL SELECT * FROM copurchase) AS s
-    ANTI JOIN bought AS b ON b.customer_id = s.customer_id AND b.product_id = s.product_id
+offers AS (  -- what a bought product leads to, keyed
+    SELECT o.anchor, o.a_color, o.a_cat, o.grp, o.num,
+           dense_rank() OVER (ORDER BY o.grp, o.k1, o.k2) * w.m + o.num AS key
+    FROM (SELECT * FROM complement UNION ALL SELECT * FROM copurchase) AS o CROSS JOIN width AS w
 ),
-ranked AS (  -- a product appears once, at its best position
-    SELECT customer_id, product_id, grp,
-           row_number() OVER (PARTITION BY customer_id ORDER BY grp, k1, k2, product_id) AS rank
-    FROM scored WHERE dup = 1
-)
-SELECT r.customer_id, r.rank, r.product_id, p.name, p.category, p.color, p.price,
-       CASE r.grp WHEN 1 THEN 'complement' ELSE 'co-purchase' END AS reason
-FROM ranked AS r JOIN products AS p ON p.product_id = r.product_id
-WHERE r.rank <= $n
+scored AS (  -- a product once per target, at its best key; never one the target bought
+    SELECT pair // w.m AS cnum, min(key) AS key
+    FROM (
+        SELECT b.cnum * w.m + o.num AS pair, o.key
+        FROM bought AS b
+        JOIN offers AS o ON o.anchor = b.product_id AND o.a_color IS NOT DISTINCT FROM b.color_key
+                         AND o.a_cat IS NOT DISTINCT FROM b.cat_key
+        CROSS JOIN width AS w
+        UNION ALL
+        SELECT b.cnum * w.m + b.num, 0 FROM bought AS b CROSS JOIN width AS w WHERE b.num IS NOT NULL
+    ) CROSS JOIN width AS w
+    GROUP BY pair, w.m
+    HAVING min(key) > 0
+),
+best AS (  -- ascending: the best first (min(x, n) takes no n of 0)
+    SELECT c.customer_id, b.keys
+    FROM (SELECT cnum, min(key, greatest($n, 1))[1:$n] AS keys FROM scored GROUP BY cnum) AS b
+    JOIN customers AS c ON c.cnum = b.cnum
+),
+shelf AS (  -- the products by number, to look an offer's fields up by its key
+    SELECT list(struct_pack(product_id := product_id, name := name, category := category, color := color,
+                            price := price) ORDER BY num) AS products
+    FROM numbered
+),
+last_complement AS (  -- complements rank before co-purchases: the rank that ends them
+    SELECT coalesce(max(key // w.m) FILTER (WHERE grp = 1), 0) AS rank FROM offers CROSS JOIN width AS w
+),
+recs AS (  -- each key's product and reason (the shelf is one row: it joins nothing)
+    SELECT b.customer_id, list_transform(b.keys, lambda k: struct_pack(
+               product_id := s.products[k % w.m].product_id, name := s.products[k % w.m].name,
+               category := s.products[k % w.m].category, color := s.products[k % w.m].color,
+               price := s.products[k % w.m].price,
+               reason := CASE WHEN k // w.m <= lc.rank THEN 'complement' ELSE 'co-purchase' END)) AS recs
+    FROM best AS b CROSS JOIN width AS w CROSS JOIN shelf AS s CROSS JOIN last_complement AS lc
+)"""
+
+# One row per (customer_id, rank) from the recs of RECS_CTES.
+RANK_ROWS_SQL = """
+SELECT customer_id, CAST(rank AS BIGINT) AS rank, rec.product_id, rec.name, rec.category, rec.color, rec.price,
+       rec.reason
+FROM (SELECT customer_id, unnest(range(1, len(recs) + 1)) AS rank, unnest(recs) AS rec FROM recs)
 """
 
 
@@ -132,18 +176,66 @@ def excluded_categories(ws: Workspace) -> list[str]:
     return sorted({v.strip().lower() for v in value})
 
 
-def compute_recommendations(con: duckdb.DuckDBPyConnection, ws: Workspace, targets: str = "letter_targets") -> str:
-    """Fill the temp table of recommendations for every target, a slice of targets at a time; returns its name."""
-    for name in (targets, RECOMMENDATIONS_TABLE, LIFT_TABLE):
+def _check_names(*names: str) -> None:
+    for name in names:
         if not _IDENT_RE.match(name):
             raise ValueError(f"not a table name: {name!r}")
+
+
+def prepare_recommendations(con: duckdb.DuckDBPyConnection, ws: Workspace) -> dict[str, Any]:
+    """Compute what every range of targets shares (the co-purchase lift); the parameters of recs_ctes."""
     params = {"exclude": excluded_categories(ws), "n": recommend_count(ws)}
-    con.execute(LIFT_SQL.format(into=LIFT_TABLE, targets=targets))
-    count = int(con.execute(f"SELECT count(DISTINCT customer_id) FROM {targets}").fetchall()[0][0])
-    slices = max(1, -(-count // SLICE_TARGETS))
+    counts = f"{LIFT_TABLE}_counts"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {counts} (anchor VARCHAR, other VARCHAR, n BIGINT)")
+    purchases = int(con.execute("SELECT count(*) FROM purchases").fetchall()[0][0])
+    slices = max(1, -(-purchases // LIFT_SLICE_ROWS))
     for piece in range(slices):
-        first = f"CREATE OR REPLACE TEMP TABLE {RECOMMENDATIONS_TABLE} AS"
-        verb = first if piece == 0 else f"INSERT INTO {RECOMMENDATIONS_TABLE}"
-        sql = RANK_SQL.format(verb=verb, targets=targets, lift=LIFT_TABLE)
-        con.execute(sql, params | {"slices": slices, "slice": piece})
+        con.execute(LIFT_COUNTS_SQL.format(into=counts), {"slices": slices, "slice": piece})
+    con.execute(LIFT_SQL.format(into=LIFT_TABLE, counts=counts))
+    con.execute(f"DROP TABLE {counts}")
+    return params
+
+
+def recs_ctes(targets: str, within: str) -> str:
+    """The WITH list ending in `recs` for the targets of `targets` that the condition `within` selects
+    (on customer_id, with bound parameters); run prepare_recommendations first."""
+    _check_names(targets)
+    return RECS_CTES.format(targets=targets, within=within, lift=LIFT_TABLE)
+
+
+def range_starts(con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: Any = None) -> list[str]:
+    """The first customer_id of each RANGE_ROWS targets of `table` (that `where` keeps), in order."""
+    _check_names(table)
+    sql = f"""
+        SELECT customer_id FROM (
+            SELECT t.customer_id, row_number() OVER (ORDER BY t.customer_id) - 1 AS i
+            FROM {table} AS t WHERE t.customer_id IS NOT NULL {where}
+        ) WHERE i % {int(RANGE_ROWS)} = 0 ORDER BY customer_id
+    """
+    return [str(row[0]) for row in con.execute(sql, params or None).fetchall()]
+
+
+def range_condition(alias: str, last: bool) -> str:
+    """customer_id from $lo (to $hi) for a table alias ('' for none)."""
+    column = f"{alias}.customer_id" if alias else "customer_id"
+    return f"{column} >= $lo" + ("" if last else f" AND {column} < $hi")
+
+
+def range_bounds(starts: list[str]) -> list[dict[str, str | None]]:
+    """The $lo and $hi parameters of each range, the last one open-ended."""
+    ends: list[str | None] = [*starts[1:], None] if starts else []
+    return [{"lo": lo} if hi is None else {"lo": lo, "hi": hi} for lo, hi in zip(starts, ends, strict=True)]
+
+
+def compute_recommendations(con: duckdb.DuckDBPyConnection, ws: Workspace, targets: str = "letter_targets") -> str:
+    """Fill a temp table with one row per (customer_id, rank) for every target, a range of targets at a
+    time; returns its name. (render_letters computes each range's own as it streams.)"""
+    _check_names(targets, RECOMMENDATIONS_TABLE, LIFT_TABLE)
+    params = prepare_recommendations(con, ws)
+    ranges = range_bounds(range_starts(con, targets)) or [{"lo": None}]  # no targets: an empty table
+    for i, bounds in enumerate(ranges):
+        verb = "INSERT INTO" if i else "CREATE OR REPLACE TEMP TABLE"
+        verb += f" {RECOMMENDATIONS_TABLE}" + ("" if i else " AS")
+        ctes = recs_ctes(targets, range_condition("", "hi" not in bounds))
+        con.execute(f"{verb} WITH {ctes} {RANK_ROWS_SQL}", params | bounds)
     return RECOMMENDATIONS_TABLE

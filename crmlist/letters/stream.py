@@ -12,10 +12,11 @@ import duckdb
 import pyarrow as pa
 
 from crmlist.errors import BadInputError, UsageError
-from crmlist.letters.job import LETTER_FORMATS, LetterFailure, LetterJob, LetterResult, RenderedChunk
+from crmlist.letters.ahead import Ahead
+from crmlist.letters.job import LETTER_FORMATS, CustomerIds, LetterFailure, LetterJob, LetterResult, RenderedChunk
 from crmlist.letters.pdf import PDF_BATCH_ROWS, PDF_BATCHES_PER_WORKER
 from crmlist.letters.pool import WorkerPool, pool_size
-from crmlist.letters.recommend import compute_recommendations
+from crmlist.letters.recommend import prepare_recommendations, range_bounds, range_condition, range_starts, recs_ctes
 from crmlist.letters.render import RECS_COLUMN, Renderer
 from crmlist.letters.worker import WorkerError, render_in_worker, start_renderer
 from crmlist.letters.writers import LetterWriter, open_writer, write_failed_csv
@@ -23,7 +24,6 @@ from crmlist.workspace import Workspace
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AUTO_POOL_BATCHES = 8
-RANGE_ROWS = 100_000  # targets joined and sorted per query
 
 
 def _check_format(fmt: str) -> None:
@@ -42,53 +42,39 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _only(only_ids: set[str] | None) -> tuple[str, dict[str, Any]]:
+def _only(only_ids: set[str] | None, column: str) -> tuple[str, dict[str, Any]]:
     if only_ids is None:
         return "", {}
-    return "AND t.customer_id IN (SELECT unnest(CAST($ids AS VARCHAR[])))", {"ids": sorted(only_ids)}
+    return f" AND {column} IN (SELECT unnest(CAST($ids AS VARCHAR[])))", {"ids": sorted(only_ids)}
 
 
-def _range_starts(con: duckdb.DuckDBPyConnection, table: str, only_ids: set[str] | None) -> list[str]:
-    """The first customer_id of each RANGE_ROWS targets, in order."""
-    only, params = _only(only_ids)
-    sql = f"""
-        SELECT customer_id FROM (
-            SELECT t.customer_id, row_number() OVER (ORDER BY t.customer_id) - 1 AS i
-            FROM {table} AS t WHERE t.customer_id IS NOT NULL {only}
-        ) WHERE i % {RANGE_ROWS} = 0 ORDER BY customer_id
-    """
-    return [str(row[0]) for row in con.execute(sql, params or None).fetchall()]
-
-
-def _range_query(table: str, columns: list[str], recs: str, only: str, last: bool) -> str:
-    """Targets from $lo (to $hi) in customer_id order, each with its recommendations as a list of structs."""
-    keys = "product_id := r.product_id, name := r.name, category := r.category, color := r.color, "
-    keys += "price := r.price, reason := r.reason"
+def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last: bool) -> tuple[str, dict[str, Any]]:
+    """Targets from $lo (to $hi) in customer_id order, each with its recommendations (a list of structs),
+    which the same statement computes for just these targets."""
+    only, params = _only(only_ids, "customer_id")
+    t_only, _ = _only(only_ids, "t.customer_id")
     selected = "".join(f"t.{_quoted(c)}, " for c in columns)
-    within = "{0}.customer_id >= $lo" + ("" if last else " AND {0}.customer_id < $hi")
-    return f"""
+    ctes = recs_ctes(table, range_condition("", last) + only)
+    sql = f"""
+        WITH {ctes}
         SELECT {selected}coalesce(r.recs, []) AS {RECS_COLUMN}
-        FROM {table} AS t
-        LEFT JOIN (
-            SELECT r.customer_id, list(struct_pack({keys}) ORDER BY r.rank) AS recs
-            FROM {recs} AS r WHERE {within.format("r")} GROUP BY r.customer_id
-        ) AS r ON r.customer_id = t.customer_id
-        WHERE {within.format("t")} {only}
+        FROM {table} AS t LEFT JOIN recs AS r ON r.customer_id = t.customer_id
+        WHERE {range_condition("t", last)}{t_only}
         ORDER BY t.customer_id
     """
+    return sql, params
 
 
-def target_batches(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], recs: str, only_ids: set[str] | None, rows: int
-) -> Iterator[pa.RecordBatch]:
-    """Targets in customer_id order with their recommendations, in Arrow batches of `rows`; joined and
-    sorted RANGE_ROWS targets at a time, so that DuckDB's memory stays bounded however many there are."""
-    only, params = _only(only_ids)
-    starts = _range_starts(con, table, only_ids)
-    for lo, hi in zip(starts, [*starts[1:], None], strict=True):
-        sql = _range_query(table, columns, recs, only, last=hi is None)
-        bounds = {"lo": lo} if hi is None else {"lo": lo, "hi": hi}
-        yield from con.sql(sql, params=params | bounds).to_arrow_reader(rows)
+def range_batches(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, table: str, columns: list[str], only_ids: set[str] | None, rows: int
+) -> Iterator[list[pa.RecordBatch]]:
+    """Targets in customer_id order with their recommendations: a range of RANGE_ROWS targets per
+    statement, so that DuckDB's memory stays bounded however many there are, as Arrow batches of `rows`."""
+    params = prepare_recommendations(con, ws)
+    where, only = _only(only_ids, "t.customer_id")
+    for bounds in range_bounds(range_starts(con, table, where, only)):
+        sql, only = _range_query(table, columns, only_ids, last="hi" not in bounds)
+        yield list(con.sql(sql, params=params | only | bounds).to_arrow_reader(rows))
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str, only_ids: set[str] | None) -> int:
@@ -98,13 +84,15 @@ def _count(con: duckdb.DuckDBPyConnection, table: str, only_ids: set[str] | None
     return int(con.execute(f"SELECT count(*) FROM {table} {where}", {"ids": sorted(only_ids)}).fetchall()[0][0])
 
 
-def _pool(renderer: Renderer, names: list[str], jobs: int, batches: int) -> contextlib.AbstractContextManager[Any]:
+def _pool(
+    renderer: Renderer, names: list[str], jobs: int, batches: int, out_dir: Path
+) -> contextlib.AbstractContextManager[Any]:
     """The worker pool for this run, or None to render here: one job, unless PDF batches outnumber one
     worker's share (only a replaced worker gives Typst's memory back)."""
     pdf = renderer.job.letters_format == "pdf"
     if jobs == 1 and not (pdf and batches > PDF_BATCHES_PER_WORKER):
         return contextlib.nullcontext(None)
-    args = (renderer.ws, renderer.job, names)
+    args = (renderer.ws, renderer.job, names, out_dir)
     return WorkerPool(jobs, start_renderer, args, tasks_per_worker=PDF_BATCHES_PER_WORKER if pdf else None)
 
 
@@ -117,7 +105,7 @@ def _workers(job: LetterJob, jobs: int, batches: int) -> int:
 
 def _write_all(chunks: Iterator[RenderedChunk | WorkerError], writer: LetterWriter, out_dir: Path) -> LetterResult:
     """Every rendered batch into the writer in order; on any error or signal, nothing half-written stays."""
-    written: list[str] = []
+    written = CustomerIds()
     failed: list[LetterFailure] = []
     try:
         for chunk in chunks:
@@ -148,15 +136,15 @@ def render_letters(
         raise ValueError(f"not a table name: {table!r}")
     jobs = pool_size(job.jobs)  # a bad --jobs fails before any work
     con.execute("SET enable_progress_bar = false")  # DuckDB would draw one on stderr: a library prints nothing
-    renderer = Renderer(ws, job)
+    renderer = Renderer(ws, job, out_dir)
     names = _template_names(con, table)
     renderer.prepare(names)
     rows = min(job.batch_rows, PDF_BATCH_ROWS) if job.letters_format == "pdf" else job.batch_rows
     batches = -(-_count(con, table, job.only_ids) // rows)
-    with _pool(renderer, names, _workers(job, jobs, batches), batches) as pool:
-        recs = compute_recommendations(con, ws, table)  # while the workers start
-        columns = renderer.columns(con.table(table).columns)
-        reader = target_batches(con, table, columns, recs, job.only_ids, rows)
+    columns = renderer.columns(con.table(table).columns)
+    ranges = Ahead(con, lambda: range_batches(con, ws, table, columns, job.only_ids, rows))  # the next range's
+    with _pool(renderer, names, _workers(job, jobs, batches), batches, out_dir) as pool, ranges:  # query runs
+        reader = (batch for batches in ranges for batch in batches)  # while the workers render this one's
         chunks = pool.map_in_order(render_in_worker, reader) if pool else map(renderer.render_chunk, reader)
-        # an error or a signal anywhere in here leaves the `with` block, which stops the workers at once
+        # an error or a signal anywhere in here leaves the `with` block, which stops the query and the workers
         return _write_all(chunks, open_writer(out_dir, job), out_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -24,10 +25,10 @@ class WorkerError:
         return self.kind(self.where, self.what, self.hint)
 
 
-def start_renderer(ws: Workspace, job: LetterJob, names: list[str]) -> None:
+def start_renderer(ws: Workspace, job: LetterJob, names: list[str], out_dir: Path) -> None:
     """The worker's initializer: compile the templates once."""
     global _renderer
-    _renderer = Renderer(ws, job)
+    _renderer = Renderer(ws, job, out_dir)
     _renderer.prepare(names)
     gc.freeze()  # modules and compiled templates live as long as the worker: keep them out of every GC pass
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import email.policy
@@ -140,19 +139,21 @@ def _json_text(value: str | None) -> str:
 
 
 @lru_cache(maxsize=4096)  # campaign, cell, offer, language and template repeat on every line
-def _json_label(value: str | None) -> str:
-    return _json_text(value)
+def _json_labels(campaign: str, cell: str | None, offer: str | None, language: str | None, template: str) -> str:
+    return (
+        f'"campaign": {_json_text(campaign)}, "cell": {_json_text(cell)}, "offer": {_json_text(offer)}, '
+        f'"language": {_json_text(language)}, "template": {_json_text(template)}, '
+    )
 
 
 def _jsonl_line(letter: RenderedLetter) -> str:
     """The letter's JSON object, byte for byte what json.dumps(record, ensure_ascii=False) writes."""
     text = letter.text or ""
-    subject = eml_subject(text) if letter.ext == "eml" else None
+    subject = _json_text(eml_subject(text)) if letter.ext == "eml" else "null"
+    labels = _json_labels(letter.campaign, letter.cell, letter.offer, letter.language, letter.template)
     return (
-        f'{{"customer_id": {_json_text(letter.customer_id)}, "campaign": {_json_label(letter.campaign)}, '
-        f'"cell": {_json_label(letter.cell)}, "offer": {_json_label(letter.offer)}, '
-        f'"language": {_json_label(letter.language)}, "template": {_json_label(letter.template)}, '
-        f'"subject": {_json_text(subject)}, "text": {_json_text(text)}}}\n'
+        f'{{"customer_id": {encode_basestring(letter.customer_id)}, {labels}'
+        f'"subject": {subject}, "text": {encode_basestring(text)}}}\n'
     )
 
 
@@ -173,22 +174,18 @@ class LetterWriter:
         """Nothing to undo by default: the run folder around the letters is temporary."""
 
 
-class FileLetters(LetterWriter):
-    """letters/<safe id>.<ext>, one file per letter, each written with one open, write and close."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.folder = out_dir / "letters"
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise _output_error(self.folder, exc) from None
-
-    def write(self, payload: list[tuple[str, bytes]]) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        for name, data in payload:
+def write_letter_files(folder: Path, files: list[tuple[str, bytes]]) -> None:
+    """Each (name, bytes) as folder/name with one open, write and close; the renderer that made them
+    writes them (in a worker process, beside the others), so the parent never touches a letter."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _output_error(folder, exc) from None
+    try:
+        for name, data in files:
             try:
-                fd = os.open(name, flags, 0o644, dir_fd=self.dir_fd)
+                fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
                 try:
                     done = os.write(fd, data)  # one call for a letter; a short write (a full disk) goes on
                     while done < len(data):
@@ -196,15 +193,33 @@ class FileLetters(LetterWriter):
                 finally:
                     os.close(fd)
             except OSError as exc:
-                raise _output_error(self.folder / name, exc) from None
+                raise _output_error(folder / name, exc) from None
+    finally:
+        os.close(dir_fd)
+
+
+class FileLetters(LetterWriter):
+    """letters/<safe id>.<ext>, one file per letter: this makes the folder; a renderer given the run
+    folder writes its files itself (write_letter_files) and hands over nothing, any other hands them here."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.folder = letters_folder(out_dir)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _output_error(self.folder, exc) from None
+
+    def write(self, payload: list[tuple[str, bytes]] | None) -> None:
+        if payload:
+            write_letter_files(self.folder, payload)
 
     def close(self) -> list[Path]:
-        os.close(self.dir_fd)
         return [self.folder]
 
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.dir_fd)
+
+def letters_folder(out_dir: Path) -> Path:
+    """Where --letters-format files puts the letters of a run folder."""
+    return out_dir / "letters"
 
 
 class _Bundle(LetterWriter):
