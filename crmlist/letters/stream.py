@@ -48,10 +48,10 @@ def _only(only_ids: set[str] | None, column: str) -> tuple[str, dict[str, Any]]:
     return f" AND {column} IN (SELECT unnest(CAST($ids AS VARCHAR[])))", {"ids": sorted(only_ids)}
 
 
-def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last: bool) -> tuple[str, dict[str, Any]]:
+def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last: bool) -> str:
     """Targets from $lo (to $hi) in customer_id order, each with its recommendations (a list of structs),
-    which the same statement computes for just these targets."""
-    only, params = _only(only_ids, "customer_id")
+    which the same statement computes for just these targets; $ids when only_ids is given."""
+    only, _ = _only(only_ids, "customer_id")
     t_only, _ = _only(only_ids, "t.customer_id")
     selected = "".join(f"t.{_quoted(c)}, " for c in columns)
     ctes = recs_ctes(table, range_condition("", last) + only)
@@ -62,7 +62,7 @@ def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last
         WHERE {range_condition("t", last)}{t_only}
         ORDER BY t.customer_id
     """
-    return sql, params
+    return sql
 
 
 def range_batches(
@@ -71,10 +71,10 @@ def range_batches(
     """Targets in customer_id order with their recommendations: a range of RANGE_ROWS targets per
     statement, so that DuckDB's memory stays bounded however many there are, as Arrow batches of `rows`."""
     params = prepare_recommendations(con, ws)
-    where, only = _only(only_ids, "t.customer_id")
-    for bounds in range_bounds(range_starts(con, table, where, only)):
-        sql, only = _range_query(table, columns, only_ids, last="hi" not in bounds)
-        yield list(con.sql(sql, params=params | only | bounds).to_arrow_reader(rows))
+    where, ids = _only(only_ids, "t.customer_id")
+    for bounds in range_bounds(range_starts(con, table, where, ids)):
+        sql = _range_query(table, columns, only_ids, last="hi" not in bounds)
+        yield list(con.sql(sql, params=params | ids | bounds).to_arrow_reader(rows))
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str, only_ids: set[str] | None) -> int:
@@ -135,7 +135,7 @@ def render_letters(
     if not _IDENT_RE.match(table):
         raise ValueError(f"not a table name: {table!r}")
     jobs = pool_size(job.jobs)  # a bad --jobs fails before any work
-    con.execute("SET enable_progress_bar = false")  # DuckDB would draw one on stderr: a library prints nothing
+    con.execute("SET enable_progress_bar_print = false")  # DuckDB would draw on stderr: a library prints nothing
     renderer = Renderer(ws, job, out_dir)
     names = _template_names(con, table)
     renderer.prepare(names)
