@@ -512,6 +512,7 @@ def test_co_purchase_by_lift_after_complements(tmp_path: Path, sliced: bool, mon
     products = PRODUCTS.replace("PEN-1,Pen,pens,black,20.00,", "PEN-1,Pen,pens,black,20.00,FLD-BRN")
     ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE})
     con = make_db(tmp_path, purchases=purchases, products=products)
+    con.execute("SET threads = 13")  # the ranges run on the cores the workers leave; the setting comes back
     result = render_letters(con, ws, job("jsonl"), tmp_path / "out")
     texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
     # the complement comes first and FLD-BRN appears once, at its best position
@@ -519,6 +520,8 @@ def test_co_purchase_by_lift_after_complements(tmp_path: Path, sliced: bool, mon
     # C4 bought FLD-BRN: FLD-BLK is the same category, BAG-BRN has lift 5*36/(7*30) < 1
     assert texts["C4"] == "PEN-1:co-purchase:20.00;"
     assert texts["C1"] == "FLD-BLK:complement:49.00;FLD-BRN:complement:45.50;GIFT-1:complement:50.00;"
+    assert con.execute("SELECT current_setting('threads')").fetchall() == [(13,)]
+    assert "letter_recommendation_lift_baskets" not in {r[0] for r in con.execute("SHOW ALL TABLES").fetchall()}
 
 
 def test_compute_recommendations_ranks_every_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

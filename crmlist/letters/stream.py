@@ -66,11 +66,20 @@ def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last
 
 
 def range_batches(
-    con: duckdb.DuckDBPyConnection, ws: Workspace, table: str, columns: list[str], only_ids: set[str] | None, rows: int
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    table: str,
+    columns: list[str],
+    only_ids: set[str] | None,
+    rows: int,
+    threads: int | None = None,
 ) -> Iterator[list[pa.RecordBatch]]:
     """Targets in customer_id order with their recommendations: a range of RANGE_ROWS targets per
-    statement, so that DuckDB's memory stays bounded however many there are, as Arrow batches of `rows`."""
+    statement, so that DuckDB's memory stays bounded however many there are, as Arrow batches of `rows`.
+    DuckDB computes the lift with all its threads, the ranges with `threads` (the cores the workers leave)."""
     params = prepare_recommendations(con, ws)
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}")
     where, ids = _only(only_ids, "t.customer_id")
     for bounds in range_bounds(range_starts(con, table, where, ids)):
         sql = _range_query(table, columns, only_ids, last="hi" not in bounds)
@@ -142,9 +151,22 @@ def render_letters(
     rows = min(job.batch_rows, PDF_BATCH_ROWS) if job.letters_format == "pdf" else job.batch_rows
     batches = -(-_count(con, table, job.only_ids) // rows)
     columns = renderer.columns(con.table(table).columns)
-    ranges = Ahead(con, lambda: range_batches(con, ws, table, columns, job.only_ids, rows))  # the next range's
-    with _pool(renderer, names, _workers(job, jobs, batches), batches, out_dir) as pool, ranges:  # query runs
-        reader = (batch for batches in ranges for batch in batches)  # while the workers render this one's
+    workers = _workers(job, jobs, batches)
+    threads = max(1, pool_size(None) - workers)  # renderers on every core: DuckDB takes what is left
+    ranges = Ahead(con, lambda: range_batches(con, ws, table, columns, job.only_ids, rows, threads))
+    with _duckdb_threads(con), _pool(renderer, names, workers, batches, out_dir) as pool, ranges:
+        # the next range's query runs while the workers render this one's
+        reader = (batch for batches in ranges for batch in batches)
         chunks = pool.map_in_order(render_in_worker, reader) if pool else map(renderer.render_chunk, reader)
         # an error or a signal anywhere in here leaves the `with` block, which stops the query and the workers
         return _write_all(chunks, open_writer(out_dir, job), out_dir)
+
+
+@contextlib.contextmanager
+def _duckdb_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's thread count as it was before the run, whatever the run set it to."""
+    before = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {before}")
