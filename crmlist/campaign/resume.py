@@ -47,9 +47,10 @@ def resume_letters(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str, j
     try:
         shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("manifest.json", "failed.csv"))
         # A bundle is one file: it is rendered again whole; letter files: only the missing ones.
-        job = LetterJob(name, as_of, fmt, only_ids=set(failed) if fmt == "files" else None, jobs=jobs)
+        wanted = set(failed)
+        job = LetterJob(name, as_of, fmt, only_ids=wanted if fmt == "files" else None, jobs=jobs)
         letters = render_letters(con, ws, job, tmp)
-        new = [cid for cid in letters.written if cid in set(failed)]
+        new = [cid for cid in letters.written if cid in wanted]
         counts |= {"letters": counts.get("letters", 0) + len(new), "failed": len(letters.failed)}
         status = "partial" if letters.failed else "complete"
         manifest |= {"status": status, "counts": counts}
