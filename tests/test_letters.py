@@ -29,7 +29,7 @@ from crmlist.letters import (
     safe_file_name,
     template_ext,
 )
-from crmlist.letters.environment import build_environment, customer_columns
+from crmlist.letters.environment import build_environment, customer_columns, reads_variable
 from crmlist.letters.filters import salutation
 from crmlist.letters.render import Renderer, column_values, recommendation_lists
 from crmlist.store import ensure_schema
@@ -334,6 +334,41 @@ def test_only_the_columns_templates_read_are_streamed(tmp_path: Path) -> None:
     result = render_letters(con, everything.ws, job("jsonl"), tmp_path / "out")
     text = json.loads(result.paths[0].read_text().splitlines()[0])["text"]
     assert text == ",".join(c for c in columns if not c.startswith("crm_"))
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ customer.first_name }}", False),
+        ("{% for r in recommendations %}{{ r.name }}{% endfor %}", True),
+        ("{% macro m() %}{{ recommendations|length }}{% endmacro %}", True),
+        ("{% set recommendations = [] %}{{ recommendations }}", True),
+        ("{% include 'other.txt.j2' %}", True),  # the included template may read them
+        ("{% from 'm.txt.j2' import x %}", True),
+    ],
+)
+def test_reads_recommendations(tmp_path: Path, source: str, expected: bool) -> None:
+    assert reads_variable(build_environment(make_ws(tmp_path, {})), source, "recommendations") is expected
+
+
+def test_recommendations_are_computed_only_when_a_template_reads_them(tmp_path: Path) -> None:
+    templates = {"winback.txt.j2": "{{ customer.customer_id }}", "winback.pl.txt.j2": REC_TEMPLATE}
+    ws = make_ws(tmp_path, {"winback.txt.j2": "{{ customer.customer_id }}: {{ offer }}"})
+    con = make_db(tmp_path)
+    result = render_letters(con, ws, job("jsonl"), tmp_path / "out")
+    assert [json.loads(line)["text"] for line in result.paths[0].read_text().splitlines()] == [
+        "C1: STD10",
+        "C2: STD10",
+        "C3: STD10",
+        "C4: STD10",
+    ]
+    temp_tables = "SELECT table_name FROM duckdb_tables() WHERE temporary ORDER BY 1"
+    assert con.execute(temp_tables).fetchall() == [("letter_targets",), ("run_params",)]  # no lift
+    ws = make_ws(tmp_path / "pl", templates)  # one language's template reads them: every range has them
+    result = render_letters(con, ws, job("jsonl"), tmp_path / "out-pl")
+    texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+    expected = "FLD-BLK:complement:49.00;FLD-BRN:complement:45.50;GIFT-1:complement:50.00;"
+    assert texts == {"C1": expected, "C2": "C2", "C3": "C3", "C4": "C4"}
 
 
 # --- rendering ---------------------------------------------------------------------------------------

@@ -195,6 +195,14 @@ def customer_columns(env: ImmutableSandboxedEnvironment, source: str) -> set[str
     return used if walk(env.parse(source), None) else None
 
 
+def reads_variable(env: ImmutableSandboxedEnvironment, source: str, name: str) -> bool:
+    """Whether a template reads the context variable `name`, or may: it shares its context with another."""
+    ast = env.parse(source)
+    if next(ast.find_all(_SHARES_CONTEXT), None) is not None:
+        return True
+    return any(node.name == name and node.ctx == "load" for node in ast.find_all(nodes.Name))
+
+
 def compile_template(env: ImmutableSandboxedEnvironment, ws: Workspace, path: Path) -> Template:
     """Compile a template file once; a syntax error is bad input naming the file and line."""
     try:

@@ -22,6 +22,7 @@ from crmlist.letters.environment import (
     compile_template,
     customer_columns,
     pick_template,
+    reads_variable,
     split_template_name,
     syntax_error,
     template_ext,
@@ -140,6 +141,8 @@ class Renderer:
         # customer columns converted to Python for the templates: converting a value costs more than
         # rendering it, and letters read a few of the dozens of facts
         self._wanted: set[str] | None = set(_ALWAYS_COLUMNS | (_ADDRESS_COLUMNS if self.pdf else set()))
+        # whether any template reads `recommendations`: if none does, no run computes them
+        self.wants_recommendations = False
 
     def columns(self, available: list[str]) -> list[str]:
         """The columns of a targets table the letters need: fewer to sort, stream and convert."""
@@ -181,10 +184,13 @@ class Renderer:
             self._compile(self.typst_env, path)
 
     def _compile(self, env: LetterSandbox, path: Path) -> None:
-        """Compile a template file and note the customer columns it reads (None: any of them)."""
+        """Compile a template file and note the customer columns it reads (None: any of them) and
+        whether it reads the recommendations."""
         compile_template(env, self.ws, path)
-        used = customer_columns(env, path.read_text(encoding="utf-8"))
+        source = path.read_text(encoding="utf-8")
+        used = customer_columns(env, source)
         self._wanted = None if used is None or self._wanted is None else self._wanted | used
+        self.wants_recommendations = self.wants_recommendations or reads_variable(env, source, "recommendations")
 
     def _template_for(self, name: str, language: str | None) -> _Picked:
         key = (name, language)

@@ -48,21 +48,22 @@ def _only(only_ids: set[str] | None, column: str) -> tuple[str, dict[str, Any]]:
     return f" AND {column} IN (SELECT unnest(CAST($ids AS VARCHAR[])))", {"ids": sorted(only_ids)}
 
 
-def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last: bool) -> str:
-    """Targets from $lo (to $hi) in customer_id order, each with its recommendations (a list of structs),
-    which the same statement computes for just these targets; $ids when only_ids is given."""
+def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last: bool, recommend: bool) -> str:
+    """Targets from $lo (to $hi) in customer_id order ($ids when only_ids is given); with recommend, each
+    with its recommendations (a list of structs), which the same statement computes for just these targets."""
     only, _ = _only(only_ids, "customer_id")
     t_only, _ = _only(only_ids, "t.customer_id")
-    selected = "".join(f"t.{_quoted(c)}, " for c in columns)
+    selected = ", ".join(f"t.{_quoted(c)}" for c in columns)
+    if not recommend:
+        return f"SELECT {selected} FROM {table} AS t WHERE {range_condition('t', last)}{t_only} ORDER BY t.customer_id"
     ctes = recs_ctes(table, range_condition("", last) + only)
-    sql = f"""
+    return f"""
         WITH {ctes}
-        SELECT {selected}coalesce(r.recs, []) AS {RECS_COLUMN}
+        SELECT {selected}, coalesce(r.recs, []) AS {RECS_COLUMN}
         FROM {table} AS t LEFT JOIN recs AS r ON r.customer_id = t.customer_id
         WHERE {range_condition("t", last)}{t_only}
         ORDER BY t.customer_id
     """
-    return sql
 
 
 def range_batches(
@@ -73,16 +74,18 @@ def range_batches(
     only_ids: set[str] | None,
     rows: int,
     threads: int | None = None,
+    recommend: bool = True,
 ) -> Iterator[list[pa.RecordBatch]]:
-    """Targets in customer_id order with their recommendations: a range of RANGE_ROWS targets per
-    statement, so that DuckDB's memory stays bounded however many there are, as Arrow batches of `rows`.
-    DuckDB computes the lift with all its threads, the ranges with `threads` (the cores the workers leave)."""
-    params = prepare_recommendations(con, ws)
+    """Targets in customer_id order (with recommend, with their recommendations): a range of RANGE_ROWS
+    targets per statement, so that DuckDB's memory stays bounded however many there are, as Arrow
+    batches of `rows`. DuckDB computes the lift with all its threads, the ranges with `threads` (the
+    cores the workers leave)."""
+    params = prepare_recommendations(con, ws) if recommend else {}
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     where, ids = _only(only_ids, "t.customer_id")
     for bounds in range_bounds(range_starts(con, table, where, ids)):
-        sql = _range_query(table, columns, only_ids, last="hi" not in bounds)
+        sql = _range_query(table, columns, only_ids, last="hi" not in bounds, recommend=recommend)
         yield list(con.sql(sql, params=params | ids | bounds).to_arrow_reader(rows))
 
 
@@ -153,7 +156,8 @@ def render_letters(
     columns = renderer.columns(con.table(table).columns)
     workers = _workers(job, jobs, batches)
     threads = max(1, pool_size(None) - workers)  # renderers on every core: DuckDB takes what is left
-    ranges = Ahead(con, lambda: range_batches(con, ws, table, columns, job.only_ids, rows, threads))
+    recommend = renderer.wants_recommendations
+    ranges = Ahead(con, lambda: range_batches(con, ws, table, columns, job.only_ids, rows, threads, recommend))
     with _duckdb_threads(con), _pool(renderer, names, workers, batches, out_dir) as pool, ranges:
         # the next range's query runs while the workers render this one's
         reader = (batch for batches in ranges for batch in batches)
