@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pyarrow as pa
 from jinja2 import Template, TemplateSyntaxError
 
@@ -90,20 +91,21 @@ def recommendation_lists(column: pa.ListArray, known: dict[tuple[Any, Any], dict
 def _recommendations_by_code(
     values: pa.StructArray, ids: pa.Array, reasons: pa.Array, known: dict[tuple[Any, Any], dict[str, Any]]
 ) -> list[Any]:
-    """Each row's dict, rows told apart by the dictionary codes of (product_id, reason): no string per row.
-    (No array is made from Python values here: that would import pandas, half a second per worker.)"""
+    """Each row's dict, rows told apart by one integer made of the dictionary codes of (product_id,
+    reason): no string per row. (No array is made from Python values here: that would import pandas,
+    half a second per worker.)"""
     ids, reasons = ids.dictionary_encode(), reasons.dictionary_encode()
-    codes = list(zip(ids.indices.to_pylist(), reasons.indices.to_pylist(), strict=True))
-    first = dict(zip(reversed(codes), range(len(codes) - 1, -1, -1), strict=True))  # each code's first row
     id_values, reason_values = ids.dictionary.to_pylist(), reasons.dictionary.to_pylist()
+    width = len(reason_values)
+    codes = ids.indices.to_numpy().astype(numpy.int64) * width + reasons.indices.to_numpy()
     by_code = {}
-    for code, row in first.items():
-        key = (id_values[code[0]], reason_values[code[1]])
+    for code, row in zip(*(part.tolist() for part in numpy.unique(codes, return_index=True)), strict=True):
+        key = (id_values[code // width], reason_values[code % width])
         rec = known.get(key)
         if rec is None:
             rec = known[key] = values.slice(row, 1).to_pylist()[0]
         by_code[code] = rec
-    return [by_code[code] for code in codes]
+    return list(map(by_code.__getitem__, codes.tolist()))
 
 
 def _recommendations_by_key(values: pa.StructArray, known: dict[tuple[Any, Any], dict[str, Any]]) -> list[Any]:
