@@ -243,3 +243,24 @@ def test_sigterm_stops_the_workers_and_removes_the_temporary_bundle(tmp_path: Pa
     assert proc.wait(timeout=20) == 143
     assert _wait_gone(workers) == []
     assert os.listdir(tmp_path / "out") == []
+
+
+def test_rendering_never_imports_pandas(tmp_path: Path) -> None:
+    """Arrow imports pandas (half a second) when a value is made from a Python one or converted to
+    NumPy; every worker would pay it on its first batch. Rendering does neither."""
+    pytest.importorskip("pandas")  # without it installed there is nothing to import
+    script = f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from test_letters import REC_TEMPLATE, job, make_db, make_ws
+        from crmlist.letters import render_letters
+        tmp = Path({str(tmp_path)!r})
+        letter = "{{{{ customer|salutation }}}} {{{{ customer.monetary|money }}}} {{{{ as_of|date }}}}"
+        ws = make_ws(tmp, {{"winback.txt.j2": letter + REC_TEMPLATE}})
+        result = render_letters(make_db(tmp), ws, job("jsonl"), tmp / "out")
+        assert len(result.written) == 4 and "complement" in result.paths[0].read_text()
+        print("pandas" in sys.modules)
+    """
+    run = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, check=False)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "False\n", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import operator
 import traceback
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -11,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy
 import pyarrow as pa
 from jinja2 import Template, TemplateSyntaxError
 
@@ -92,20 +92,22 @@ def _recommendations_by_code(
     values: pa.StructArray, ids: pa.Array, reasons: pa.Array, known: dict[tuple[Any, Any], dict[str, Any]]
 ) -> list[Any]:
     """Each row's dict, rows told apart by one integer made of the dictionary codes of (product_id,
-    reason): no string per row. (No array is made from Python values here: that would import pandas,
-    half a second per worker.)"""
+    reason): no string per row. (No Arrow value is made from a Python one here, nor converted to NumPy:
+    either imports pandas, half a second per worker.)"""
     ids, reasons = ids.dictionary_encode(), reasons.dictionary_encode()
     id_values, reason_values = ids.dictionary.to_pylist(), reasons.dictionary.to_pylist()
     width = len(reason_values)
-    codes = ids.indices.to_numpy().astype(numpy.int64) * width + reasons.indices.to_numpy()
-    by_code = {}
-    for code, row in zip(*(part.tolist() for part in numpy.unique(codes, return_index=True)), strict=True):
+    id_codes = map(operator.mul, ids.indices.to_pylist(), itertools.repeat(width))
+    codes = list(map(operator.add, id_codes, reasons.indices.to_pylist()))
+    by_code, first = {}, None
+    for code in set(codes):
         key = (id_values[code // width], reason_values[code % width])
         rec = known.get(key)
-        if rec is None:
-            rec = known[key] = values.slice(row, 1).to_pylist()[0]
+        if rec is None:  # a product and reason not seen before: its dict from its first row here
+            first = first or dict(zip(reversed(codes), range(len(codes) - 1, -1, -1), strict=True))
+            rec = known[key] = values.slice(first[code], 1).to_pylist()[0]
         by_code[code] = rec
-    return list(map(by_code.__getitem__, codes.tolist()))
+    return list(map(by_code.__getitem__, codes))
 
 
 def _recommendations_by_key(values: pa.StructArray, known: dict[tuple[Any, Any], dict[str, Any]]) -> list[Any]:
