@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+from babel.dates import format_date
 
 from crmlist.errors import EXIT_DATAERR, BadInputError, NotFoundError, UsageError
 from crmlist.letters import (
@@ -162,6 +163,17 @@ def test_date_number_percent_per_locale(tmp_path: Path, locale: str, expected: s
     ws = make_ws(tmp_path, {})
     template = "{{ d|date }}|{{ d|date('short') }}|{{ 1234.5|number }}|{{ 0.25|percent }}"
     assert render(ws, template, {"d": dt.date(2026, 1, 5), "locale": locale}) == expected
+
+
+@pytest.mark.parametrize("locale", ["pl", "cs", "ru", "en", "de", "ja", "ar", "pt_BR"])
+def test_dates_are_babels_in_every_format(tmp_path: Path, locale: str) -> None:
+    """The filter keeps each format's parsed CLDR pattern: the text is format_date's all the same."""
+    rnd = random.Random(locale)
+    days = [dt.date(1950, 1, 1) + dt.timedelta(days=rnd.randint(0, 40000)) for _ in range(60)]
+    formats = ["full", "long", "medium", "short", "EEE, d MMM yyyy"]
+    template = "{% for d in days %}{% for f in formats %}{{ d|date(f) }};{% endfor %}{% endfor %}"
+    expected = "".join(f"{format_date(d, f, locale=locale)};" for d in days for f in formats)
+    assert render(make_ws(tmp_path, {}), template, {"days": days, "formats": formats, "locale": locale}) == expected
 
 
 def test_date_accepts_datetime_and_iso_text(tmp_path: Path) -> None:

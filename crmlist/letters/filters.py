@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, cast
 
 from babel import UnknownLocaleError
-from babel.dates import format_date
+from babel.dates import DateTimePattern, get_date_format, parse_pattern
 from babel.numbers import format_decimal, format_percent
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -58,9 +58,22 @@ def _plural_category(number: str, locale: str) -> str:
     return babel_locale(locale).plural_form(Decimal(number))
 
 
+_DateFormat = Literal["full", "long", "medium", "short"]
+_DATE_FORMATS = ("full", "long", "medium", "short")
+
+
+@lru_cache(maxsize=256)
+def _date_pattern(fmt: str, locale: str) -> DateTimePattern:
+    """A date format's CLDR pattern, looked up and parsed once: format_date does both for every date."""
+    if fmt in _DATE_FORMATS:  # one of the locale's own formats, by name
+        return parse_pattern(get_date_format(cast(_DateFormat, fmt), locale=babel_locale(locale)))
+    return parse_pattern(fmt)
+
+
 @lru_cache(maxsize=65536)  # dates of a campaign repeat: a few thousand days, a few locales
 def _date(value: dt.date, fmt: str, locale: str) -> str:
-    return format_date(value, fmt, locale=babel_locale(locale))
+    # format_date(value, fmt, locale=...), step by step as Babel takes them, with the pattern cached
+    return _date_pattern(fmt, locale).apply(value, babel_locale(locale))
 
 
 def _number_value(value: Any, name: str) -> Decimal | int | float:
