@@ -32,6 +32,7 @@ from crmlist.letters import (
 )
 from crmlist.letters.environment import build_environment, customer_columns, reads_variable
 from crmlist.letters.filters import salutation
+from crmlist.letters.recommend import range_bounds, range_starts
 from crmlist.letters.render import Renderer, column_values, recommendation_lists
 from crmlist.store import ensure_schema
 from crmlist.workspace import Workspace, open_workspace
@@ -573,6 +574,19 @@ def test_co_purchase_by_lift_after_complements(tmp_path: Path, sliced: bool, mon
     assert "letter_recommendation_lift_baskets" not in {r[0] for r in con.execute("SHOW ALL TABLES").fetchall()}
 
 
+def test_ranges_of_targets_with_a_short_first_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("crmlist.letters.recommend.RANGE_ROWS", 5)
+    monkeypatch.setattr("crmlist.letters.recommend.FIRST_RANGE_ROWS", 2)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT printf('C%02d', 12 - i) AS customer_id FROM range(12) AS r(i)")
+    con.execute("INSERT INTO t VALUES (NULL)")
+    assert range_bounds(range_starts(con, "t")) == [
+        {"lo": "C01", "hi": "C03"}, {"lo": "C03", "hi": "C06"}, {"lo": "C06", "hi": "C11"}, {"lo": "C11"}
+    ]  # fmt: skip
+    monkeypatch.setattr("crmlist.letters.recommend.FIRST_RANGE_ROWS", 5)  # not shorter: no extra cut
+    assert range_starts(con, "t") == ["C01", "C06", "C11"]
+
+
 def test_compute_recommendations_ranks_every_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("crmlist.letters.recommend.RANGE_ROWS", 3)  # two statements for four targets
     ws = make_ws(tmp_path, {}, "[offers]\nrecommend = 2\n")
@@ -643,6 +657,7 @@ def test_recommendations_match_the_rules_on_random_baskets(
     """Random catalogues, complements and baskets (long co-purchase lists, customers who bought what
     their products lead to): the SQL gives exactly what the rules give, over several ranges."""
     monkeypatch.setattr("crmlist.letters.recommend.RANGE_ROWS", 7)
+    monkeypatch.setattr("crmlist.letters.recommend.FIRST_RANGE_ROWS", 3)
     rnd = random.Random(seed)
     ids = [f"P{i:02d}" for i in range(24)]
     products = [

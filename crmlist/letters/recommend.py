@@ -13,6 +13,7 @@ from crmlist.workspace import Workspace
 RECOMMENDATIONS_TABLE = "letter_recommendations"
 LIFT_TABLE = "letter_recommendation_lift"
 RANGE_ROWS = 50_000  # targets per statement: DuckDB's memory stays bounded whatever the run's size
+FIRST_RANGE_ROWS = 8_192  # the first statement's: the workers wait for it
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Co-purchase lift of every product pair (a, b) over orders up to as-of that hold at least one
@@ -227,13 +228,15 @@ def recs_ctes(targets: str, within: str) -> str:
 
 
 def range_starts(con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: Any = None) -> list[str]:
-    """The first customer_id of each RANGE_ROWS targets of `table` (that `where` keeps), in order."""
+    """The first customer_id of each RANGE_ROWS targets of `table` (that `where` keeps), in order, the
+    first range cut short at FIRST_RANGE_ROWS: the workers start on it while the next one is computed."""
     _check_names(table)
+    first = f" OR i = {int(FIRST_RANGE_ROWS)}" if 0 < FIRST_RANGE_ROWS < RANGE_ROWS else ""
     sql = f"""
         SELECT customer_id FROM (
             SELECT t.customer_id, row_number() OVER (ORDER BY t.customer_id) - 1 AS i
             FROM {table} AS t WHERE t.customer_id IS NOT NULL {where}
-        ) WHERE i % {int(RANGE_ROWS)} = 0 ORDER BY customer_id
+        ) WHERE i % {int(RANGE_ROWS)} = 0{first} ORDER BY customer_id
     """
     return [str(row[0]) for row in con.execute(sql, params or None).fetchall()]
 
