@@ -4,6 +4,8 @@ Each size gets a seeded DuckDB file with the crmlist schema and a workspace with
 (salutation, money, dates, plurals, a loop over 3 recommendations); every variant then runs in its own
 subprocess so that its peak memory (ru_maxrss) is its own. mailmerge renders the same rows from a CSV
 with an equivalent Jinja template in its dry-run mode (it prints every message instead of sending it).
+mailmerge runs first, and the disk is synced after each variant's output is removed, so that no
+variant pays for the previous one's writeback.
 
 Usage: python bench/letters.py [SIZE ...] [--seed 7] [--jobs N] [--pdf-rows N] [--keep DIR]
        e.g. python bench/letters.py 10k 100k 1M
@@ -287,8 +289,29 @@ class PeakWatch(threading.Thread):
         return self.peak_kb
 
 
+def write_plain_files(n: int, out: Path) -> dict[str, Any]:
+    """The disk's own pace: n files of a letter's size (450 bytes) written by one plain loop, each with
+    one open, write and close, as the workers write letters; the ceiling of one process here."""
+    folder = out / "letters"
+    folder.mkdir(parents=True)
+    data = b"x" * 450
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    start = time.perf_counter()
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    for i in range(n):
+        fd = os.open(f"{i:09d}.txt", flags, 0o644, dir_fd=dir_fd)
+        os.write(fd, data)
+        os.close(fd)
+    os.close(dir_fd)
+    seconds = time.perf_counter() - start
+    return {"letters": n, "failed": 0, "seconds": seconds, "rss_kb": peak_kb(os.getpid()), "workers_kb": 0}
+
+
 def run_variant(fmt: str, db_path: Path, ws_root: Path, out: Path, jobs: int | None, pdf_rows: int) -> dict[str, Any]:
     """One crmlist render in this process; the time covers render_letters alone (recommendations included)."""
+    if fmt == "plain-files":
+        n = duckdb.connect(str(db_path), read_only=True).execute("SELECT count(*) FROM bench_targets").fetchall()
+        return write_plain_files(int(n[0][0]), out)
     from crmlist.letters import LetterJob, render_letters
     from crmlist.workspace import open_workspace
 
@@ -346,7 +369,17 @@ def bench_crmlist(fmt: str, db: Path, ws: Path, out: Path, jobs: int | None, pdf
         fh.seek(0)
         report: dict[str, Any] = json.loads(fh.read())
     shutil.rmtree(out, ignore_errors=True)
+    settle()
     return report | {"cpu": cpu}
+
+
+def settle() -> None:
+    """Let the disk finish what the last variant left (a million letter files written, then removed:
+    writeback and, on a disk mounted with discard, TRIM of their blocks): the next variant measured
+    would otherwise pay for it (seen here: files at 3,535/s after a removal instead of 21,000/s)."""
+    os.sync()
+    time.sleep(1)
+    os.sync()
 
 
 def ensure_mailmerge() -> Path:
@@ -384,16 +417,23 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> list[tuple[str, 
         write_mailmerge_inputs(db, ws, folder)
         print(f"# {n:,} targets generated in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     rows: list[tuple[str, dict[str, Any]]] = []
+    settle()
+    if not args.no_mailmerge:  # first, so that no crmlist output is still being written back meanwhile
+        rows.append(("mailmerge dry-run", bench_mailmerge(folder, n)))
+        (folder / "messages.txt").unlink()
+        settle()
     for fmt in args.formats:
         rows.append((f"crmlist {fmt}", bench_crmlist(fmt, db, ws, folder / f"out-{fmt}", args.jobs, args.pdf_rows)))
-    if not args.no_mailmerge:
-        rows.append(("mailmerge dry-run", bench_mailmerge(folder, n)))
+        if fmt == "files":  # the same number of plain files right after: what the disk allows meanwhile
+            rows.append(("plain files", bench_crmlist("plain-files", db, ws, folder / "out-plain", None, 0)))
     return rows
 
 
 def print_table(n: int, rows: list[tuple[str, dict[str, Any]]]) -> None:
     """letters/s is wall-clock; cpu s adds up the process and its workers (the machine may be shared),
-    start-up included; cpu us/letter is that of the rendering alone (mailmerge: of the whole run)."""
+    start-up included; cpu us/letter is that of the rendering alone (mailmerge: of the whole run).
+    "plain files" is one process writing as many 450-byte files with nothing else to do: on a disk
+    whose file creation is slow, crmlist files cannot be faster than about twice that (two workers)."""
     base = next((r["letters"] / r["seconds"] for name, r in rows if name.startswith("mailmerge")), None)
     print(f"\n{n:,} targets, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"{'variant':<19}{'letters':>10}{'seconds':>9}{'letters/s':>11}{'x mailmerge':>12}", end="")
