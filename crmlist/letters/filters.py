@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from babel import UnknownLocaleError
 from babel.dates import DateTimePattern, get_date_format, parse_pattern
@@ -59,7 +59,7 @@ def _plural_category(number: str, locale: str) -> str:
 
 
 _DateFormat = Literal["full", "long", "medium", "short"]
-_DATE_FORMATS = ("full", "long", "medium", "short")
+_DATE_FORMATS = get_args(_DateFormat)
 
 
 @lru_cache(maxsize=256)
