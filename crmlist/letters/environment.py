@@ -173,9 +173,14 @@ def _is_customer(node: nodes.Node, attribute: bool = False) -> bool:
     return isinstance(node, nodes.Name) and node.name == "customer" and node.ctx == "load"
 
 
-def customer_columns(env: ImmutableSandboxedEnvironment, source: str) -> set[str] | None:
-    """The customer columns a template reads (customer.x, customer['x'], customer|salutation), or None
-    when it may read any: it uses `customer` another way, or shares its context with another template."""
+def _tree(env: ImmutableSandboxedEnvironment, source: str | nodes.Template) -> nodes.Template:
+    return env.parse(source) if isinstance(source, str) else source
+
+
+def customer_columns(env: ImmutableSandboxedEnvironment, source: str | nodes.Template) -> set[str] | None:
+    """The customer columns a template (its text or its parsed tree) reads (customer.x, customer['x'],
+    customer|salutation), or None when it may read any: it uses `customer` another way, or shares its
+    context with another template."""
     used: set[str] = set()
 
     def walk(node: nodes.Node, parent: nodes.Node | None) -> bool:
@@ -192,12 +197,13 @@ def customer_columns(env: ImmutableSandboxedEnvironment, source: str) -> set[str
                 return False
         return all(walk(child, node) for child in node.iter_child_nodes())
 
-    return used if walk(env.parse(source), None) else None
+    return used if walk(_tree(env, source), None) else None
 
 
-def reads_variable(env: ImmutableSandboxedEnvironment, source: str, name: str) -> bool:
-    """Whether a template reads the context variable `name`, or may: it shares its context with another."""
-    ast = env.parse(source)
+def reads_variable(env: ImmutableSandboxedEnvironment, source: str | nodes.Template, name: str) -> bool:
+    """Whether a template (its text or its parsed tree) reads the context variable `name`, or may: it
+    shares its context with another."""
+    ast = _tree(env, source)
     if next(ast.find_all(_SHARES_CONTEXT), None) is not None:
         return True
     return any(node.name == name and node.ctx == "load" for node in ast.find_all(nodes.Name))

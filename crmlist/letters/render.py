@@ -191,10 +191,10 @@ class Renderer:
         """Compile a template file and note the customer columns it reads (None: any of them) and
         whether it reads the recommendations."""
         compile_template(env, self.ws, path)
-        source = path.read_text(encoding="utf-8")
-        used = customer_columns(env, source)
+        tree = env.parse(path.read_text(encoding="utf-8"))  # parsed once for both questions
+        used = customer_columns(env, tree)
         self._wanted = None if used is None or self._wanted is None else self._wanted | used
-        self.wants_recommendations = self.wants_recommendations or reads_variable(env, source, "recommendations")
+        self.wants_recommendations = self.wants_recommendations or reads_variable(env, tree, "recommendations")
 
     def _template_for(self, name: str, language: str | None) -> _Picked:
         key = (name, language)
