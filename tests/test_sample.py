@@ -203,7 +203,17 @@ def test_rule_files_say_what_the_brief_asks() -> None:
         ("standard", "TRUE", None, None),
     ]
     assert winback["control"] == {"percent": 10, "salt": "winback"}
-    assert winback["contact_cap"] == {"max": 2, "days": 30}
+
+
+def test_every_sample_campaign_has_its_own_control_and_the_shared_cap() -> None:
+    """Good practice in every rule file init writes: a control group with its own salt, one cap for all."""
+    rules = {name: load_toml(SKELETON / "queries" / f"{name}.toml") for name in CAMPAIGNS}
+    assert {name: r["control"] for name, r in rules.items()} == {
+        name: {"percent": 10, "salt": name} for name in CAMPAIGNS
+    }
+    # max 1 in 30 days: anyone contacted by any campaign that day (or in the 29 before) is skipped
+    assert {name: r["contact_cap"] for name, r in rules.items()} == {name: {"max": 1, "days": 30} for name in CAMPAIGNS}
+    assert "contact_cap" not in load_toml(SKELETON / "crmlist.toml")  # DESIGN.md section 6: init's config has none
 
 
 def template_names() -> list[str]:
