@@ -34,7 +34,7 @@ import duckdb
 from crmlist.campaign.model import load_campaign
 from crmlist.engines.session import spark_session
 from crmlist.engines import engine_settings
-from crmlist.engines.spark import spark_evaluate
+from crmlist.campaign.execute import spark_evaluate
 from crmlist.outputs import write_query
 from crmlist.workspace import open_workspace
 ws, lake, master, memory, out = sys.argv[1:6]

@@ -93,7 +93,7 @@ def both(
     ws: Workspace, name: str, tmp: Path, exclude_run: str | None = None, columns: tuple[str, ...] | None = None
 ) -> tuple[Outcome, Outcome]:
     """The campaign on DuckDB (evaluate + list_query) and on Spark, lists written by the same writer."""
-    from crmlist.engines.spark import spark_evaluate
+    from crmlist.campaign.execute import spark_evaluate
 
     campaign = load_campaign(ws, name)
     found = spark_evaluate(ws, campaign, AS_OF, exclude_run, columns=columns)
@@ -375,7 +375,7 @@ def test_corpus_campaign_matches_duckdb(
 
 
 def test_rule_spark_cannot_run_names_the_file(spark: Any, corpus: Workspace) -> None:
-    from crmlist.engines.spark import spark_evaluate
+    from crmlist.campaign.execute import spark_evaluate
 
     rule = corpus.queries_dir / "bad.toml"
     rule.write_text("[audience]\nwhere = [\"jaro_winkler_similarity(email, 'x') > 0.5\"]\n", encoding="utf-8")
@@ -577,8 +577,7 @@ def test_engine_settings_from_crmlist_toml(tmp_path: Path) -> None:
         "products": f"{root}/lake/products",
         "suppressions": f"{root}/lake/suppressions",
         "responses": f"{root}/lake/responses",
-        "contact_history": f"{root}/lake/contact_history",
-    }
+    }  # contact_history: always the workspace database's, never lake/contact_history
     assert engine_settings(open_workspace(tmp_path), "duckdb").name == "duckdb"
 
 
@@ -633,7 +632,7 @@ def test_export_parquet_writes_a_folder_per_table(tmp_path: Path) -> None:
 
 
 def test_customers_source_is_required(spark: Any, tmp_path: Path) -> None:
-    from crmlist.engines.spark import spark_evaluate
+    from crmlist.campaign.execute import spark_evaluate
 
     (tmp_path / "queries").mkdir()
     (tmp_path / "queries" / "c.toml").write_text("", encoding="utf-8")

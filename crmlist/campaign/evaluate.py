@@ -53,6 +53,7 @@ class Selection:
     cells: list[CellCount]
     catalog: Catalog
     extra_relations: dict[str, str] = field(default_factory=dict)
+    engine: str = "duckdb"  # the engine that evaluated it: duckdb or spark
 
     @property
     def targets(self) -> int:

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 
 from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_columns, resolve_as_of
+from crmlist.campaign.execute import evaluate_on
 from crmlist.campaign.model import load_campaign
-from crmlist.engines import evaluate_on
 from crmlist.workspace import Workspace
 
 SAMPLE_COLUMNS = ["customer_id", "crm_cell", "crm_offer", "language", "recency_days", "frequency", "monetary"]

@@ -15,9 +15,10 @@ from typing import Any
 import duckdb
 
 from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_query, resolve_as_of
+from crmlist.campaign.execute import evaluate_on
 from crmlist.campaign.model import Campaign, load_campaign
 from crmlist.campaign.views import discover_views
-from crmlist.engines import data_fingerprint, evaluate_on
+from crmlist.engines import data_fingerprint
 from crmlist.errors import CrmlistError, OutputError
 from crmlist.outputs import sha256_file, write_json, write_query, write_rows_csv
 from crmlist.testing_hooks import pause_point
@@ -164,6 +165,7 @@ def _write_run(
         "rules_sha256": sha256_file(campaign.path),
         "files": files,
         "letters_format": settings.letters_format,
+        "engine": selection.engine,
     }
     pause_point("run:before-manifest")
     write_json(tmp / "manifest.json", manifest)

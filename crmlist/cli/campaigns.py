@@ -193,7 +193,9 @@ def run(
     with store.writer(ws.db_path, f"run {' '.join(names)}", wait=wait) as con:
         watch.lap("open")
         for name in names:
-            result = run_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, out, rerun, letters_format)
+            result = run_campaign(
+                con, ws, name, parse_as_of(as_of) if as_of else None, out, rerun, letters_format, jobs, engine
+            )
             watch.lap(f"run {name}")
             results.append(result)
             show_run(printer, result)
@@ -231,8 +233,8 @@ def export(
     Example: crmlist export winback -o winback.xlsx
     """
     from crmlist.campaign.evaluate import list_query, resolve_as_of
+    from crmlist.campaign.execute import evaluate_on
     from crmlist.campaign.model import load_campaign
-    from crmlist.engines import evaluate_on
     from crmlist.outputs import format_from_path, write_output
 
     ws = workspace_from(ctx, workspace, db)

@@ -55,4 +55,14 @@ def _log_file_probe(log_file: LogFileOpt = None) -> None:
     """Only here so Typer builds the --log-file option the way it builds every other one."""
 
 
-EngineOpt = Annotated[str | None, typer.Option("--engine", help="Where the campaign runs: duckdb (default) or spark.")]
+def _engine_name(value: str | None) -> str | None:
+    """An unknown --engine is a usage error (exit 2) while the options are read, before the command starts."""
+    from crmlist.engines import engine_name
+
+    return None if value is None else engine_name(value)
+
+
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", callback=_engine_name, help="Where the campaign runs: duckdb (default) or spark."),
+]

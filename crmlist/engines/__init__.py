@@ -1,4 +1,4 @@
-"""Where compiled campaigns run: the engine named by --engine or crmlist.toml [engine], chosen here alone."""
+"""The engines compiled campaigns run on: their settings (--engine, crmlist.toml [engine]) and prerequisites."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import importlib.util
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,17 +15,15 @@ from crmlist.errors import BadInputError, UsageError
 from crmlist.workspace import Workspace
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     import duckdb
-
-    from crmlist.campaign.evaluate import Selection
-    from crmlist.campaign.model import Campaign
 
 ENGINES = ("duckdb", "spark")
 DEFAULT_ENGINE = "duckdb"
-# The canonical tables a Spark run reads from Parquet; a missing optional one reads as empty.
+# The canonical tables `crmlist export-parquet` writes to a lake.
 SOURCE_TABLES = ("customers", "purchases", "products", "suppressions", "responses", "contact_history")
+# The ones a Spark run reads from Parquet (a missing optional one reads as empty). Contact history is not
+# among them: every run records it in the workspace database, so caps read it there, never a stale copy.
+SPARK_TABLES = tuple(t for t in SOURCE_TABLES if t != "contact_history")
 ENGINE_KEYS = {"name", "master", "conf", "sources", "lake"}
 INSTALL_HINT = "install it with: pip install 'crmlist[spark]' (Spark needs Java 17 or later: java -version)"
 MIN_JAVA = 17
@@ -46,23 +43,38 @@ def engine_settings(ws: Workspace, name: str | None = None) -> EngineSettings:
     """The engine to use: `name` (from --engine) wins over crmlist.toml [engine] name; duckdb by default."""
     section = ws.section("engine")
     _check_keys(section.keys(), ENGINE_KEYS, "engine")
-    chosen = str(name or section.get("name") or DEFAULT_ENGINE).lower()
+    if name:
+        chosen = engine_name(name, "--engine")
+    else:
+        chosen = engine_name(str(section.get("name") or DEFAULT_ENGINE), "crmlist.toml: engine.name")
+    conf = {str(k): _conf_value(v) for k, v in ws.section("engine", "conf").items()}
+    return EngineSettings(chosen, str(section.get("master", "")), conf, _sources(ws, section))
+
+
+def engine_name(value: str, where: str = "--engine") -> str:
+    """The engine named `value` (any case); an unknown one is a usage error with the closest name."""
+    chosen = value.lower()
     if chosen not in ENGINES:
         close = difflib.get_close_matches(chosen, ENGINES, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(ENGINES)}"
-        raise UsageError("--engine" if name else "crmlist.toml: engine.name", f"unknown engine {chosen!r}", hint)
-    conf = {str(k): _conf_value(v) for k, v in ws.section("engine", "conf").items()}
-    return EngineSettings(chosen, str(section.get("master", "")), conf, _sources(ws, section))
+        raise UsageError(where, f"unknown engine {chosen!r}", hint)
+    return chosen
 
 
 def _sources(ws: Workspace, section: dict[str, Any]) -> dict[str, str]:
     """Each table's location: [engine.sources] TABLE, else the folder `lake/TABLE` when lake is set."""
     named = ws.section("engine", "sources")
-    _check_keys(named.keys(), set(SOURCE_TABLES), "engine.sources")
-    sources = {table: _location(ws, str(named[table])) for table in SOURCE_TABLES if table in named}
+    if "contact_history" in named:
+        raise BadInputError(
+            "crmlist.toml",
+            "engine.sources.contact_history: contact history is read from the workspace database",
+            "remove the key: every run records its contacts there, and caps must count the latest ones",
+        )
+    _check_keys(named.keys(), set(SPARK_TABLES), "engine.sources")
+    sources = {table: _location(ws, str(named[table])) for table in SPARK_TABLES if table in named}
     lake = section.get("lake")
     if lake:
-        for table in SOURCE_TABLES:
+        for table in SPARK_TABLES:
             sources.setdefault(table, _location(ws, f"{str(lake).rstrip('/')}/{table}"))
     return sources
 
@@ -114,29 +126,6 @@ def java_version(java: str) -> int | None:
         return None
     major = int(match.group(1))
     return int(match.group(2) or 0) if major == 1 else major
-
-
-def evaluate_on(
-    con: duckdb.DuckDBPyConnection,
-    ws: Workspace,
-    campaign: Campaign,
-    as_of: dt.date,
-    exclude_run: str | None = None,
-    columns: Iterable[str] | None = None,
-    engine: str | None = None,
-    once: bool = False,
-) -> Selection:
-    """Evaluate a campaign on the chosen engine, leaving crm_selected in `con` either way (see evaluate)."""
-    from crmlist.campaign.evaluate import evaluate
-
-    if engine_settings(ws, engine).name != "spark":
-        return evaluate(con, ws, campaign, as_of, exclude_run, columns, once)
-    from crmlist.campaign.views import prepare_session
-    from crmlist.engines.spark import spark_evaluate
-
-    prepare_session(con, ws, as_of, exclude_run)  # letters' recommendations read run_params
-    history = con.sql("SELECT * FROM contact_history").to_arrow_table()
-    return spark_evaluate(ws, campaign, as_of, exclude_run, columns=columns, history=history).into(con)
 
 
 def data_fingerprint(con: duckdb.DuckDBPyConnection, ws: Workspace, engine: str | None = None) -> list[tuple[Any, ...]]:

@@ -120,14 +120,18 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 
 
 def register_sources(spark: SparkSession, settings: EngineSettings, history: pa.Table | None) -> dict[str, DataFrame]:
-    """Every canonical table as a temp view: its Parquet source, else `history` for contact_history, else empty."""
+    """Every canonical table as a temp view: its Parquet source, else empty; contact_history is `history`.
+
+    Contact history always comes from the caller (the workspace database's rows), never from Parquet: a
+    lake's copy is as old as the last `export-parquet` and misses every contact recorded since.
+    """
     frames = {}
     for table in SOURCE_TABLES:
         location = settings.sources.get(table)
-        if location is not None:
+        if table == "contact_history":
+            frame = None if history is None else from_arrow(spark, history)
+        elif location is not None:
             frame = _read_parquet(spark, table, location)
-        elif table == "contact_history" and history is not None:
-            frame = from_arrow(spark, history)
         else:
             frame = None
         if frame is None:
