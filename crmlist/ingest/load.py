@@ -22,7 +22,7 @@ import duckdb
 
 from crmlist import store
 from crmlist.errors import BadInputError, MissingInputError
-from crmlist.ingest import rejects, write
+from crmlist.ingest import phones, rejects, write
 from crmlist.ingest.columns import Plan, check_required, plan_columns
 from crmlist.ingest.options import FileLoad, LoadOptions, LoadResult, check_options, read_settings, type_context
 from crmlist.ingest.readers import Source, bind, open_source
@@ -92,6 +92,8 @@ def load_files(
             for index, given in enumerate(files):
                 sources.append(open_source(con, given, index, settings, Path(tmp), stdin))
             plans = _plans(con, table, sources, mapping)
+            if any(phones.uses_phone_keys(table, plan.names()) for plan in plans):
+                phones.register(con)  # phonenumbers, for the numbers the SQL shortcut leaves to it
             skipped = _skipped(con, table, sources, options)
             job = _Job(con, table, options, ctx, date_format, sources, plans, skipped, Path(tmp))
             return _result(job, _run(job))

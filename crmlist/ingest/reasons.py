@@ -79,6 +79,20 @@ def describe(
         shown = shown_value(table, column, value)
         what = f"{column.name}:{shown} {problem}" if shown else f"{column.name}: the value {problem}"
         return what, column.name, hint
+    if kind == "phone" and column is not None:
+        country = f" in {value}" if value else ""
+        return (
+            f"phone: the value is not a possible phone number{country} (the row's country, else phone_region)",
+            "phone",
+            "write the number with its country code (e.g. +48 601 234 567), or correct the row's country",
+        )
+    if kind == "email" and column is not None:
+        return (
+            "email: the value is not an e-mail address (one @, a name before it, a domain with a dot after it,"
+            " no spaces)",
+            "email",
+            "correct the address, or leave it blank",
+        )
     if kind == "noamount":
         return "amount: missing, and no unit_price to compute it", "amount", "fill in amount, or unit_price"
     if kind == "nokey":

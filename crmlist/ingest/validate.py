@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from crmlist.errors import BadInputError
+from crmlist.ingest import keys, phones
 from crmlist.ingest.columns import ADDRESS, REQUIRED, Column, Plan
-from crmlist.ingest.keys import country_calling_code
 from crmlist.ingest.readers import Source
 
 # Blank means whitespace as spreadsheets write it, no-break spaces included.
@@ -45,7 +46,7 @@ class TypeContext:
             "tz": self.timezone,
             "date_formats": list(self.date_formats),
             "countries": lambda: list(countries()),  # Babel's territory list, loaded only when needed
-            "phone_cc": lambda: country_calling_code(self.phone_region),  # phonenumbers, likewise
+            "phone_region": self.phone_region.upper(),
         }
 
 
@@ -117,6 +118,8 @@ def _list(t: str) -> str:
 
 def _text_value(table: str, column: Column, t: str, ctx: TypeContext) -> str:
     name, ctype = column.name, column.target_type
+    if column.canonical and name == "customer_id":  # "José" in NFC and NFD is one customer
+        return f"nfc_normalize({t})"
     if column.canonical and name == "gender":
         return f"CASE WHEN upper({t}) IN ({_literals(GENDERS)}) THEN upper({t}) END"
     if column.canonical and name == "country":
@@ -179,8 +182,9 @@ def _layers(table: str, column: Column, k: int, ctx: TypeContext) -> tuple[str, 
     if column.source_type != "VARCHAR":
         value, raw = _typed_source(column, t, ctx, table)
         return f"{column.ref} AS {t}", f"{value} AS v{k}, {raw} AS r{k}", f"r{k}", value != raw
-    if _text_value(table, column, t, ctx) == t:
-        return f"{text_sql(column.ref)} AS {t}", f"{t} AS v{k}, {t} AS r{k}", f"r{k}", False
+    plain = _text_value(table, column, t, ctx)
+    if plain in (t, f"nfc_normalize({t})"):  # text that cannot be bad: computed from the trimmed text
+        return f"{text_sql(column.ref)} AS {t}", f"{plain} AS v{k}, {t} AS r{k}", f"r{k}", False
     value = f"coalesce({_text_value(table, column, t, ctx)}, {_text_value(table, column, text_sql(t), ctx)})"
     raw = f"CASE WHEN v{k} IS NULL THEN {text_sql(t)} ELSE {t} END"
     return f"{column.ref} AS {t}", f"{value} AS v{k}, {t}", raw, True
@@ -203,17 +207,22 @@ def validated_select(table: str, source: Source, plan: Plan, ctx: TypeContext) -
             checks.append((f"r{k} IS NOT NULL AND v{k} IS NULL", f"type:{k}", f"r{k}"))
     required = [(f"r{position[n]} IS NULL", f"missing:{position[n]}", "NULL") for n in REQUIRED[table]]
     checks[:0] = required
+    if table in ("customers", "suppressions") and "email" in position:
+        e = f"v{position['email']}"
+        checks.append((f"{e} IS NOT NULL AND NOT {keys.email_ok_sql(e)}", f"email:{position['email']}", "NULL"))
+    carried = ", __crm_line" if source.has_line else ""
+    typed_rows = (
+        f"(SELECT {', '.join(raws)}{carried} FROM (SELECT {', '.join(typed)}{carried} FROM "
+        f"(SELECT {', '.join(texts)}{carried} FROM {source.relation}) AS src) AS typed)"
+    )
+    if phones.uses_phone_keys(table, position):
+        typed_rows = _phone_key_layers(typed_rows, position, outputs, checks, ctx)
     if table == "purchases":
         _purchase_rules(position, outputs, checks)
     if table == "suppressions":
         _suppression_rules(position, outputs, checks)
     line = "__crm_line" if source.has_line else "CAST(NULL AS BIGINT)"
     values = [f"{expr} AS {quote(name)}" for name, (expr, _) in outputs.items()]
-    carried = ", __crm_line" if source.has_line else ""
-    typed_rows = (
-        f"(SELECT {', '.join(raws)}{carried} FROM (SELECT {', '.join(typed)}{carried} FROM "
-        f"(SELECT {', '.join(texts)}{carried} FROM {source.relation}) AS src) AS typed)"
-    )
     select = [f"{source.index} AS __crm_file", f"{line} AS __crm_line", *_bad_columns(checks), *values]
     # The fast path needs no reasons: any bad row (or, for purchases, a missing order_id) aborts it.
     bad = [cond for cond, _, _ in checks]
@@ -225,6 +234,29 @@ def validated_select(table: str, source: Source, plan: Plan, ctx: TypeContext) -
         fast_sql=f"SELECT {', '.join(values)} FROM {typed_rows} AS typed" + (f" WHERE {guard}" if bad else ""),
         columns={name: ctype for name, (_, ctype) in outputs.items()},
     )
+
+
+def _phone_key_layers(
+    rows: str,
+    position: dict[str, int],
+    outputs: dict[str, tuple[str, str]],
+    checks: list[tuple[str, str, str]],
+    ctx: TypeContext,
+) -> str:
+    """The rows with their phone's digits, then its key (ingest.phones), in layers of their own so that each
+    is computed once; a phone that is not a possible number in its country makes the row bad."""
+    if not phones.is_region(ctx.phone_region):
+        raise BadInputError(
+            "crmlist.toml", f"phone_region {ctx.phone_region!r} is not a country code", "write one such as PL"
+        )
+    phone = f"v{position['phone']}"
+    region = f"coalesce(v{position['country']}, $phone_region)" if "country" in position else "$phone_region"
+    regions = phones.shortcut_regions(ctx.phone_region)
+    key = phones.phone_key_sql(phone, "__crm_phone_digits", region, regions)
+    outputs["phone_key"] = ("__crm_phone_key", "VARCHAR")
+    checks.append((f"{phone} IS NOT NULL AND __crm_phone_key IS NULL", f"phone:{position['phone']}", region))
+    digits = f"(SELECT *, {phones.digits_sql(phone)} AS __crm_phone_digits FROM {rows} AS d)"
+    return f"(SELECT *, {key} AS __crm_phone_key FROM {digits} AS p)"
 
 
 def _bad_columns(checks: list[tuple[str, str, str]]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from crmlist.ingest.keys import address_key_sql, email_key_sql, phone_key_sql
+from crmlist.ingest.keys import address_key_sql, email_key_sql
 from crmlist.ingest.readers import bind
 from crmlist.ingest.validate import Validated, quote
 
@@ -56,17 +56,21 @@ def stage_stats(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, int
 
 
 def _key_columns(target: str, columns: list[str]) -> dict[str, str]:
-    """Normalised key expressions for customers and suppressions (see ingest.keys)."""
+    """Normalised key expressions for customers and suppressions (see ingest.keys); the phone key comes
+    staged, computed with the row's checks (ingest.validate)."""
     if target not in ("customers", "suppressions"):
         return {}
     has = set(columns)
     null = "CAST(NULL AS VARCHAR)"
+    country = 'coalesce("country", $phone_region)' if "country" in has else "$phone_region"
     address = (
-        address_key_sql('"street"', '"postal_code"', '"city"') if {"street", "postal_code", "city"} <= has else null
+        address_key_sql('"street"', '"postal_code"', '"city"', country)
+        if {"street", "postal_code", "city"} <= has
+        else null
     )
     return {
         "email_key": email_key_sql('"email"') if "email" in has else null,
-        "phone_key": phone_key_sql('"phone"') if "phone" in has else null,
+        "phone_key": '"phone_key"' if "phone_key" in has else null,
         "address_key": address,
     }
 
