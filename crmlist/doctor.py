@@ -7,6 +7,7 @@ import difflib
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import duckdb
 
 from crmlist import store
+from crmlist.engines import ENGINE_KEYS, SPARK_TABLES
 from crmlist.errors import BadInputError, BusyError, CrmlistError, MultipleErrors
 from crmlist.workspace import CONFIG_NAME, DB_NAME, Workspace, open_workspace
 
@@ -34,8 +36,16 @@ KNOWN_KEYS: dict[str, Any] = {
     "costs": {"email", "sms", "mail", "phone"},
     "response": {"window_days"},
     "report": {"margin"},
+    # [engine.conf] holds any Spark setting, so its keys are free-form (None).
+    "engine": {key: (set(SPARK_TABLES) if key == "sources" else None) for key in ENGINE_KEYS},
 }
 _LEFTOVER = re.compile(r"^\..+\.(tmp|old)-(\d+)$")
+_STOPPED = {
+    (True, "tmp"): "temporary folder of a stopped run",
+    (True, "old"): "folder a rerun moved aside and did not remove",
+    (False, "tmp"): "temporary file of a stopped command",
+    (False, "old"): "file a stopped command moved aside",
+}
 
 
 @dataclass
@@ -63,23 +73,27 @@ def diagnose(workspace: Path | None = None, db: Path | None = None, wait: float 
         findings.append(Finding(WARNING, "queries", "views and campaigns not checked", "fix crmlist.toml first"))
     holder = store.lock_holder(ws.db_path)
     findings.append(_lock_finding(ws.db_path, holder))
-    findings += check_leftovers(ws.out_dir, holder)
     if not ws.db_path.exists():
+        findings += check_leftovers(output_roots(ws), holder, ws.out_dir)
         findings.append(Finding(WARNING, str(ws.db_path), "no database yet", "load data: crmlist load customers FILE"))
         con = duckdb.connect(":memory:")
         store.ensure_schema(con)
         findings += check_rules(con, ws) if rules else []
         con.close()
         return findings
+    leftovers: list[Finding] | None = None
     try:
         with store.reader(ws.db_path, "doctor", wait=wait) as con:
-            findings += check_database(con, str(ws.db_path))
-            findings += check_rules(con, ws) if rules else []
+            leftovers = check_leftovers(output_roots(ws, con), holder, ws.out_dir)
+            checked = check_database(con, str(ws.db_path))
+            checked += check_rules(con, ws) if rules else []
     except BusyError as exc:
-        findings.append(Finding(WARNING, exc.where, f"{exc.what}; database, views and campaigns not checked", exc.hint))
+        checked = [Finding(WARNING, exc.where, f"{exc.what}; database, views and campaigns not checked", exc.hint)]
     except CrmlistError as exc:  # not a DuckDB file, or one DuckDB cannot open
-        findings.append(Finding(ERROR, exc.where, exc.what, "restore the database from a backup, or check --db"))
-    return findings
+        checked = [Finding(ERROR, exc.where, exc.what, "restore the database from a backup, or check --db")]
+    if leftovers is None:  # the database could not be read: the recorded output folders are unknown
+        leftovers = check_leftovers(output_roots(ws), holder, ws.out_dir)
+    return findings + leftovers + checked
 
 
 def check_config(path: Path) -> list[Finding]:
@@ -156,24 +170,61 @@ def check_rules(con: duckdb.DuckDBPyConnection, ws: Workspace) -> list[Finding]:
     return [*findings, Finding(OK, "queries", f"campaigns pass check: {', '.join(checked) or 'none'}")]
 
 
-def check_leftovers(out_dir: Path, holder: str | None) -> list[Finding]:
-    """Hidden temporary folders and files (`.NAME.tmp-PID`, `.NAME.old-PID`) that a stopped command left."""
-    if not out_dir.is_dir():
-        return []
-    findings = []
-    for path in sorted(out_dir.rglob(".*")):
-        match = _LEFTOVER.match(path.name)
-        if not match:
-            continue
-        where = str(path)
-        if holder and holder.startswith(f"PID {match.group(2)} "):
-            findings.append(Finding(OK, where, f"being written by {holder}"))
-        elif path.is_dir():
-            fix = "the next writer (crmlist load, run) finishes or removes it; or delete it"
-            findings.append(Finding(WARNING, where, "temporary folder of a stopped run", fix))
-        else:
-            findings.append(Finding(WARNING, where, "temporary file of a stopped command", "delete it"))
-    return findings
+def output_roots(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> list[Path]:
+    """The workspace's output folder and every --out folder a recorded run wrote to (OUT/CAMPAIGN/RUN_ID)."""
+    roots = [ws.out_dir.resolve()]
+    if con is not None:
+        try:
+            rows = con.execute(
+                "SELECT DISTINCT out_dir FROM runs WHERE out_dir IS NOT NULL AND trim(out_dir) <> '' ORDER BY 1"
+            ).fetchall()
+        except duckdb.Error:  # no runs table: check_database reports it
+            rows = []
+        for (out_dir,) in rows:
+            root = Path(out_dir).parent.parent
+            if root.is_absolute() and root not in roots:
+                roots.append(root)
+    return roots
+
+
+def check_leftovers(roots: Path | list[Path], holder: str | None, default_out: Path | None = None) -> list[Finding]:
+    """Hidden temporary folders and files (`.NAME.tmp-PID`, `.NAME.old-PID`) that a stopped command left.
+
+    Each output folder is searched through, except inside a leftover itself and a run's letters/ folder,
+    which holds one file per letter and nothing temporary of its own.
+    """
+    seen: dict[Path, Finding] = {}
+    for root in [roots] if isinstance(roots, Path) else roots:
+        default = default_out is None or root == default_out.resolve()
+        for path, is_dir, pid, kind in _leftovers(root):
+            if path not in seen:
+                seen[path] = _leftover_finding(path, is_dir, pid, kind, holder, None if default else root)
+    return [seen[path] for path in sorted(seen)]
+
+
+def _leftovers(root: Path) -> Iterator[tuple[Path, bool, str, str]]:
+    if not root.is_dir():
+        return
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        for name in sorted([*dirs, *files]):
+            match = _LEFTOVER.match(name)
+            if match:
+                yield here / name, name in dirs, match.group(2), match.group(1)
+        is_run = "manifest.json" in files
+        dirs[:] = [d for d in dirs if not _LEFTOVER.match(d) and not (is_run and d == "letters")]
+
+
+def _leftover_finding(path: Path, is_dir: bool, pid: str, kind: str, holder: str | None, root: Path | None) -> Finding:
+    where = str(path)
+    if holder and holder.startswith(f"PID {pid} "):
+        return Finding(OK, where, f"being written by {holder}")
+    what = _STOPPED[(is_dir, kind)]
+    if not is_dir:
+        return Finding(WARNING, where, what, "delete it")
+    if root is None:
+        return Finding(WARNING, where, what, "the next writer (crmlist load, run) finishes or removes it; or delete it")
+    return Finding(WARNING, where, what, f"the next crmlist run --out {root} finishes or removes it; or delete it")
 
 
 def _lock_finding(db_path: Path, holder: str | None) -> Finding:
