@@ -77,3 +77,9 @@ class NotFoundError(CrmlistError):
     """A named campaign, run, table or template does not exist (exit 1)."""
 
     exit_code = EXIT_ERROR
+
+
+class WaveRecordedError(CrmlistError):
+    """A campaign wave already ran on other inputs: running it again would contact people twice (exit 1)."""
+
+    exit_code = EXIT_ERROR

@@ -93,6 +93,8 @@ CANONICAL: dict[str, dict[str, str]] = {
         "offer": "VARCHAR",
         "is_control": "BOOLEAN",
         "as_of": "DATE",
+        # NULL for targets; 'campaign' for the campaign's control group, 'global' for the global control.
+        "control_group": "VARCHAR",
     },
 }
 
@@ -108,9 +110,12 @@ CREATE TABLE IF NOT EXISTS load_rejects (
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR, campaign VARCHAR, as_of DATE, status VARCHAR, source VARCHAR,
-    out_dir VARCHAR, rules_sha256 VARCHAR, counts VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP
+    out_dir VARCHAR, rules_sha256 VARCHAR, counts VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP,
+    wave INTEGER, inputs VARCHAR
 );
 """
+# Columns added after a table was first created, so older databases get them too.
+ADDED_COLUMNS = {"runs": {"wave": "INTEGER", "inputs": "VARCHAR"}, "contact_history": {"control_group": "VARCHAR"}}
 
 # Tables a user loads with `crmlist load TABLE`; `contacts` lands in contact_history.
 LOADABLE = ("customers", "purchases", "products", "suppressions", "responses", "contacts")
@@ -127,6 +132,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in CANONICAL.items():
         cols = ", ".join(f'"{name}" {ctype}' for name, ctype in columns.items())
         con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({cols})')
+    for table, added in ADDED_COLUMNS.items():
+        for name, ctype in added.items():
+            con.execute(f'ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{name}" {ctype}')
     con.execute("INSERT OR REPLACE INTO crmlist_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 

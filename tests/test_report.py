@@ -95,7 +95,8 @@ def contacts(
 ) -> None:
     """contact_history rows (customer_id, cell, is_control) of one run, and its runs row."""
     con.executemany(
-        "INSERT INTO contact_history VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+        "INSERT INTO contact_history (run_id, campaign, cell, customer_id, channel, offer, is_control, as_of) "
+        "VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
         [(run_id, campaign, cell, cid, channel, control, as_of) for cid, cell, control in rows],
     )
     con.execute(

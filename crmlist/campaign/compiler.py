@@ -23,6 +23,8 @@ from crmlist.errors import BadInputError
 from crmlist.workspace import Workspace
 
 RESULT_TABLE = "crm_result"
+# crm_result's stage of global control members who would otherwise have passed the campaign's steps.
+GLOBAL_STAGE = -1
 # The facts the campaign needs, materialised once per evaluation from the customer_facts view.
 FACTS_TABLE = "crm_facts"
 
@@ -136,8 +138,14 @@ def compile_campaign(campaign: Campaign, catalog: Catalog, ws: Workspace, exclud
         cap = campaign.contact_cap
         params.update(cap_days=cap.days, cap_max=cap.max)
         stages.append((f"contact cap ({cap.max} in {cap.days} days)", _parse(f"f.customer_id IN ({_CAPPED})")))
-    stage_case = exp.Case(ifs=[exp.If(this=c, true=exp.Literal.number(i + 1)) for i, (_, c) in enumerate(stages)])
-    stage_case = stage_case.else_(exp.Literal.number(0))
+    ifs = [exp.If(this=c, true=exp.Literal.number(i + 1)) for i, (_, c) in enumerate(stages)]
+    if glob:
+        # A global control member who passes every later step (before dedupe) is recorded as GLOBAL_STAGE:
+        # the waterfall counts him among the global control, contact history keeps him as its member.
+        later = exp.or_(*(c for _, c in stages[1:]))
+        eligible = exp.and_(stages[0][1], exp.Not(this=exp.func("coalesce", exp.Paren(this=later), exp.false())))
+        ifs.insert(0, exp.If(this=eligible, true=exp.Literal.number(GLOBAL_STAGE)))
+    stage_case = exp.Case(ifs=ifs).else_(exp.Literal.number(0))
 
     cell_ifs, order_cols, order_terms = [], [], []
     for j, cell in enumerate(campaign.cells, start=1):
@@ -211,7 +219,7 @@ def _assemble(**parts: Any) -> str:
     # smallest id; the ones it drops leave at the dedupe step.
     layers = [f"s AS ({base.sql(dialect=DIALECT)})"]
     removed = [
-        "SELECT customer_id, _stage AS stage, _cell AS cell, CAST(NULL AS BIGINT) AS rank FROM s WHERE _stage > 0"
+        "SELECT customer_id, _stage AS stage, _cell AS cell, CAST(NULL AS BIGINT) AS rank FROM s WHERE _stage <> 0"
     ]
     previous = "(SELECT * FROM s WHERE _stage = 0)"
     for i in range(len(keys)):

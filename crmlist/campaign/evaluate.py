@@ -9,7 +9,14 @@ from typing import Any
 
 import duckdb
 
-from crmlist.campaign.compiler import CONTACT_FIELDS, FACTS_TABLE, RESULT_TABLE, Compiled, compile_campaign
+from crmlist.campaign.compiler import (
+    CONTACT_FIELDS,
+    FACTS_TABLE,
+    GLOBAL_STAGE,
+    RESULT_TABLE,
+    Compiled,
+    compile_campaign,
+)
 from crmlist.campaign.expressions import Catalog
 from crmlist.campaign.model import Campaign
 from crmlist.campaign.views import FACTS, facts_query, prepare_session
@@ -143,6 +150,8 @@ def tally(
     by_stage: dict[int, int] = {}
     by_cell: dict[tuple[int, int], int] = {}
     for stage, cell, n in rows:
+        if stage == GLOBAL_STAGE:  # global control members who would have passed: still the global step's
+            stage, cell = 1, None
         by_stage[stage] = by_stage.get(stage, 0) + n
         if cell is not None:
             by_cell[(stage, cell)] = by_cell.get((stage, cell), 0) + n
@@ -171,11 +180,12 @@ def selected_sql(selection: Selection) -> str:
         f", {_quoted(v)}.{_quoted(c)} AS {_quoted('x_' + c)}" for c, v in selection.extra_relations.items()
     )
     return (
-        "SELECT r.stage = 0 AS crm_is_target, c.name AS crm_cell, c.offer AS crm_offer, "
+        f"SELECT r.stage = 0 AS crm_is_target, CASE r.stage WHEN 0 THEN 'target' WHEN {GLOBAL_STAGE} THEN 'global' "
+        "ELSE 'control' END AS crm_group, c.name AS crm_cell, c.offer AS crm_offer, "
         "c.template AS crm_cell_template, r.cell AS crm_cell_idx, r.rank AS crm_rank, "
         f"f.*{extras} FROM {RESULT_TABLE} AS r JOIN {CELLS_TABLE} AS c ON c.idx = r.cell "
         f"JOIN {FACTS_TABLE} AS f ON f.customer_id = r.customer_id{joins} "
-        f"WHERE r.stage IN (0, {selection.compiled.control_stage})"
+        f"WHERE r.stage IN (0, {GLOBAL_STAGE}, {selection.compiled.control_stage})"
     )
 
 
@@ -222,7 +232,7 @@ def list_query(selection: Selection, control: bool = False) -> tuple[str, dict[s
         source = f"x_{column}" if column in selection.extra_relations else column
         select.append(f'"{source}" AS "{column}"')
     sql = (
-        f"SELECT {', '.join(select)} FROM {SELECTED_TABLE} WHERE crm_is_target = {'false' if control else 'true'} "
+        f"SELECT {', '.join(select)} FROM {SELECTED_TABLE} WHERE crm_group = '{'control' if control else 'target'}' "
         "ORDER BY crm_cell_idx, crm_rank, customer_id"
     )
     return sql, {"campaign": campaign.name, "channel": campaign.channel}

@@ -11,6 +11,7 @@ import duckdb
 
 from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_columns, resolve_as_of
 from crmlist.campaign.execute import evaluate_on
+from crmlist.campaign.identity import changes, recorded_wave, run_id_for, run_inputs
 from crmlist.campaign.model import load_campaign
 from crmlist.workspace import Workspace
 
@@ -29,6 +30,26 @@ class Plan:
     leaving: int
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What `crmlist run` would do with the same options: reuse, refuse or record a run."""
+
+    action: str  # reuse | refuse | new
+    run_id: str  # the run id `run` would compute
+    recorded: str | None  # the wave's recorded run, if any
+    changes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.action == "reuse":
+            return f"run would report the recorded run {self.recorded}: nothing it reads has changed"
+        if self.action == "refuse":
+            return (
+                f"run would refuse: {self.recorded} already ran for this as-of and wave; since then "
+                f"{', '.join(self.changes)} (--rerun replaces it with the counts above)"
+            )
+        return f"run would record a new run {self.run_id}"
+
+
 @dataclass
 class Preview:
     """Everything `preview` shows; nothing in the database or on disk changes."""
@@ -37,6 +58,7 @@ class Preview:
     sample_columns: list[str]
     sample: list[tuple[Any, ...]]
     plan: Plan | None = None
+    verdict: Verdict | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -48,11 +70,23 @@ def preview_campaign(
     sample_size: int = 5,
     show_personal: bool = False,
     engine: str | None = None,
+    wave: int = 1,
 ) -> Preview:
-    """Evaluate the campaign in this (read-only) session and compare it with its last run."""
+    """Evaluate the campaign in this (read-only) session as `run` would, and compare it with the run
+    recorded for the same as-of and wave (else the campaign's latest run), whose own contacts do not count."""
     campaign = load_campaign(ws, name)
     as_of_date = resolve_as_of(campaign, as_of)
-    selection = evaluate_on(con, ws, campaign, as_of_date, columns=SAMPLE_COLUMNS, engine=engine)
+    earlier = recorded_wave(con, name, as_of_date, wave)
+    inputs = run_inputs(con, ws, campaign, as_of_date, wave, engine, earlier.recorded_at if earlier else None)
+    run_id = run_id_for(campaign, as_of_date, wave, inputs)
+    if earlier is None:
+        verdict = Verdict("new", run_id, None)
+    elif earlier.run_id == run_id:
+        verdict = Verdict("reuse", run_id, earlier.run_id)
+    else:
+        verdict = Verdict("refuse", run_id, earlier.run_id, changes(earlier.inputs, inputs))
+    exclude = earlier.run_id if earlier else None
+    selection = evaluate_on(con, ws, campaign, as_of_date, exclude_run=exclude, columns=SAMPLE_COLUMNS, engine=engine)
     if show_personal:
         columns = [c for c in list_columns(selection) if c not in {"campaign", "channel", "cell", "offer"}]
         columns = ["customer_id", "crm_cell", "crm_offer", *[c for c in columns if c != "customer_id"]]
@@ -65,14 +99,15 @@ def preview_campaign(
         [sample_size],
     ).fetchall()
     shown = [c.removeprefix("crm_") for c in columns]
-    return Preview(selection, shown, sample, _plan(con, selection))
+    return Preview(selection, shown, sample, _plan(con, selection, exclude), verdict)
 
 
-def _plan(con: duckdb.DuckDBPyConnection, selection: Selection) -> Plan | None:
+def _plan(con: duckdb.DuckDBPyConnection, selection: Selection, against: str | None) -> Plan | None:
+    """The change against run `against` (the wave's recorded run), else the campaign's latest run."""
     last = con.execute(
         "SELECT run_id, as_of, counts FROM runs WHERE campaign = ? AND source = 'crmlist' "
-        "ORDER BY finished_at DESC, run_id DESC LIMIT 1",
-        [selection.campaign.name],
+        "AND (CAST(? AS VARCHAR) IS NULL OR run_id = ?) ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        [selection.campaign.name, against, against],
     ).fetchone()
     if last is None:
         return None

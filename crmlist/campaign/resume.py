@@ -97,7 +97,8 @@ def _record_resumed(
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
-            f"INSERT INTO contact_history SELECT $run_id, $campaign, crm_cell, customer_id, $channel, crm_offer, "
+            "INSERT INTO contact_history (run_id, campaign, cell, customer_id, channel, offer, is_control, as_of) "
+            f"SELECT $run_id, $campaign, crm_cell, customer_id, $channel, crm_offer, "
             f"FALSE, $as_of FROM {SELECTED_TABLE} WHERE crm_is_target AND list_contains($ids, customer_id)",
             {"run_id": run_id, "campaign": campaign.name, "channel": campaign.channel, "as_of": as_of, "ids": written},
         )

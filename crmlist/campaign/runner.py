@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -16,13 +15,13 @@ import duckdb
 
 from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_query, resolve_as_of
 from crmlist.campaign.execute import evaluate_on
+from crmlist.campaign.identity import RecordedRun, changes, recorded_wave, run_id_for, run_inputs
 from crmlist.campaign.model import Campaign, load_campaign
-from crmlist.campaign.views import discover_views
-from crmlist.engines import data_fingerprint
-from crmlist.errors import CrmlistError, OutputError
+from crmlist.engines import engine_settings
+from crmlist.errors import CrmlistError, OutputError, WaveRecordedError
 from crmlist.outputs import sha256_file, write_json, write_query, write_rows_csv
 from crmlist.testing_hooks import pause_point
-from crmlist.workspace import CONFIG_NAME, Workspace
+from crmlist.workspace import Workspace
 
 
 @dataclass
@@ -48,27 +47,6 @@ class LetterSettings:
     jobs: int | None = None
 
 
-def run_id_for(
-    con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign, as_of: dt.date, engine: str | None = None
-) -> str:
-    """campaign-asof-hash: the hash covers the rule file, templates, views, config and the data."""
-    digest = hashlib.sha256()
-    digest.update(campaign.path.read_bytes())
-    names = {campaign.template, *(c.template for c in campaign.cells if c.template)}
-    if ws.templates_dir.is_dir():
-        for path in sorted(ws.templates_dir.iterdir()):
-            if any(path.name.startswith(f"{n.split('.')[0]}.") for n in names) and path.is_file():
-                digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    for view in discover_views(ws):
-        digest.update(view.sql.encode())
-    config = ws.root / CONFIG_NAME
-    if config.exists():
-        digest.update(config.read_bytes())
-    for row in data_fingerprint(con, ws, engine):
-        digest.update(repr(row).encode())
-    return f"{campaign.name}-{as_of.isoformat()}-{digest.hexdigest()[:8]}"
-
-
 def run_campaign(
     con: duckdb.DuckDBPyConnection,
     ws: Workspace,
@@ -79,20 +57,33 @@ def run_campaign(
     letters_format: str = "files",
     jobs: int | None = None,
     engine: str | None = None,
+    wave: int = 1,
 ) -> RunResult:
-    """Evaluate, write the run folder, record contact history and the runs row, rename into place."""
+    """Evaluate, write the run folder, record contact history and the runs row, rename into place.
+
+    A wave already recorded on the same inputs is reported (status "existing"); on other inputs it is
+    refused unless `rerun`, which replaces that run: its contacts, its runs row and its folder.
+    """
     out_root = (out_root or ws.out_dir).resolve()  # runs.out_dir must not depend on the current folder
+    engine_settings(ws, engine)  # an unknown engine is a usage error before anything is read or written
     recover(con, out_root)
     campaign = load_campaign(ws, name)
     as_of = resolve_as_of(campaign, as_of)
-    run_id = run_id_for(con, ws, campaign, as_of, engine)
-    existing = con.execute("SELECT out_dir, status, counts FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    if existing and not rerun:
-        folder = Path(existing[0])
-        return RunResult(run_id, name, as_of, folder, "existing", json.loads(existing[2] or "{}"), 0, folder.is_dir())
+    letters = wants_letters(ws, campaign)
+    if letters:
+        _require_templates(ws, campaign)  # a missing template is the error, before "already ran"
+    earlier = recorded_wave(con, name, as_of, wave)
+    since = earlier.recorded_at if earlier and not rerun else None
+    inputs = run_inputs(con, ws, campaign, as_of, wave, engine, since)
+    run_id = run_id_for(campaign, as_of, wave, inputs)
+    if earlier and not rerun:
+        if earlier.run_id == run_id:
+            folder = Path(earlier.out_dir)
+            return RunResult(run_id, name, as_of, folder, "existing", earlier.counts, 0, folder.is_dir())
+        raise _wave_recorded(campaign, as_of, wave, earlier, inputs)
     # Letters may read any fact; a list-only run computes just the facts its rules and list read.
-    columns = None if wants_letters(ws, campaign) else ()
-    exclude = run_id if rerun else None
+    columns = None if letters else ()
+    exclude = earlier.run_id if earlier else None
     selection = evaluate_on(con, ws, campaign, as_of, exclude_run=exclude, columns=columns, engine=engine)
     final = out_root / name / run_id
     tmp = final.with_name(f".{run_id}.tmp-{os.getpid()}")
@@ -100,7 +91,7 @@ def run_campaign(
     try:
         result = _write_run(con, ws, selection, run_id, tmp, final, LetterSettings(letters_format, jobs))
         pause_point("run:after-manifest")
-        _record(con, selection, run_id, final, result)
+        _record(con, selection, RunRecord(run_id, wave, inputs, exclude), final, result)
         committed = True
         pause_point("run:after-commit")
     except BaseException:
@@ -110,7 +101,29 @@ def run_campaign(
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     swap_into_place(tmp, final)
+    if earlier and earlier.run_id != run_id:  # the replaced run's folder goes; it is no longer recorded
+        remove_replaced(Path(earlier.out_dir))
     return result
+
+
+def _require_templates(ws: Workspace, campaign: Campaign) -> None:
+    from crmlist.letters.environment import template_ext
+
+    for name in sorted({campaign.template, *(c.template for c in campaign.cells if c.template)}):
+        template_ext(ws, name)
+
+
+def _wave_recorded(
+    campaign: Campaign, as_of: dt.date, wave: int, earlier: RecordedRun, inputs: dict[str, str]
+) -> WaveRecordedError:
+    what = ", ".join(changes(earlier.inputs, inputs)) or "its inputs changed"
+    label = f"as of {as_of.isoformat()}" + (f", wave {wave}," if wave > 1 else "")
+    return WaveRecordedError(
+        f"queries/{campaign.path.name}",
+        f"{campaign.name} {label} already ran as {earlier.run_id}; since then {what}",
+        f"running it again would contact its customers twice: pass --rerun to replace run {earlier.run_id} "
+        f"(its contacts and folder), or --wave {wave + 1} to contact the new audience as another wave",
+    )
 
 
 def _write_run(
@@ -145,6 +158,9 @@ def _write_run(
     else:
         letters = LetterResult(written=[], failed=[], paths=[])
     counts = selection.counts() | {"letters": len(letters.written), "failed": len(letters.failed)}
+    members = con.execute(f"SELECT count(*) FROM {SELECTED_TABLE} WHERE crm_group = 'global'").fetchone()
+    if members and members[0]:  # global control members who would have been targets: recorded as such
+        counts["global_control"] = int(members[0])
     if letters.failed and not letters.written:
         raise CrmlistError(
             f"queries/{campaign.path.name}",
@@ -186,38 +202,58 @@ def prepare_letter_targets(con: duckdb.DuckDBPyConnection, selection: Selection)
     campaign = selection.campaign
     extras = "".join(f', "x_{c}"' for c in selection.extra_relations)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE letter_targets AS SELECT * EXCLUDE (crm_is_target, crm_cell_idx, crm_rank, "
-        f"crm_cell_template{extras}), $campaign AS crm_campaign, $channel AS crm_channel, "
+        "CREATE OR REPLACE TEMP TABLE letter_targets AS SELECT * EXCLUDE (crm_is_target, crm_group, crm_cell_idx, "
+        f"crm_rank, crm_cell_template{extras}), $campaign AS crm_campaign, $channel AS crm_channel, "
         f"coalesce(crm_cell_template, $template) AS crm_template FROM {SELECTED_TABLE} "
         "WHERE crm_is_target ORDER BY customer_id",
         {"campaign": campaign.name, "channel": campaign.channel, "template": campaign.template},
     )
 
 
-def _record(con: duckdb.DuckDBPyConnection, selection: Selection, run_id: str, final: Path, result: RunResult) -> None:
-    """Contact history for targets whose letter was written and for every control, with the runs row."""
-    failed = result.failed_ids
+@dataclass(frozen=True)
+class RunRecord:
+    """What the runs row keeps of a run: its id, wave, input digests and the run it replaces."""
+
+    run_id: str
+    wave: int
+    inputs: dict[str, str]
+    replaces: str | None = None
+
+
+_HISTORY_INSERT = f"""
+INSERT INTO contact_history (run_id, campaign, cell, customer_id, channel, offer, is_control, as_of, control_group)
+SELECT $run_id, $campaign, crm_cell, customer_id, $channel, crm_offer, NOT crm_is_target, $as_of,
+       CASE crm_group WHEN 'control' THEN 'campaign' WHEN 'global' THEN 'global' END
+FROM {SELECTED_TABLE} WHERE NOT crm_is_target OR NOT list_contains($failed, customer_id)
+"""
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection, selection: Selection, record: RunRecord, final: Path, result: RunResult
+) -> None:
+    """Contact history for targets whose letter was written and for every control, with the runs row;
+    the run it replaces (--rerun of a wave recorded on other inputs) goes in the same transaction."""
+    replaced = [record.run_id, *([record.replaces] if record.replaces else [])]
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM contact_history WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM contact_history WHERE list_contains($ids, run_id)", {"ids": replaced})
+        con.execute("DELETE FROM runs WHERE list_contains($ids, run_id)", {"ids": replaced})
         con.execute(
-            f"INSERT INTO contact_history SELECT $run_id, $campaign, crm_cell, customer_id, $channel, crm_offer, "
-            f"NOT crm_is_target, $as_of FROM {SELECTED_TABLE} "
-            "WHERE NOT crm_is_target OR NOT list_contains($failed, customer_id)",
+            _HISTORY_INSERT,
             {
-                "run_id": run_id,
+                "run_id": record.run_id,
                 "campaign": selection.campaign.name,
                 "channel": selection.campaign.channel,
                 "as_of": selection.as_of,
-                "failed": failed,
+                "failed": result.failed_ids,
             },
         )
         now = dt.datetime.now()
         con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, 'crmlist', ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (run_id, campaign, as_of, status, source, out_dir, rules_sha256, counts, started_at, "
+            "finished_at, wave, inputs) VALUES (?, ?, ?, ?, 'crmlist', ?, ?, ?, ?, ?, ?, ?)",
             [
-                run_id,
+                record.run_id,
                 selection.campaign.name,
                 selection.as_of,
                 result.status,
@@ -226,6 +262,8 @@ def _record(con: duckdb.DuckDBPyConnection, selection: Selection, run_id: str, f
                 json.dumps(result.counts),
                 now,
                 now,
+                record.wave,
+                json.dumps(record.inputs, sort_keys=True),
             ],
         )
         con.execute("COMMIT")
@@ -233,6 +271,18 @@ def _record(con: duckdb.DuckDBPyConnection, selection: Selection, run_id: str, f
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
+
+
+def remove_replaced(folder: Path) -> None:
+    """The folder of a run that --rerun replaced: moved aside (recover() finishes a killed removal), removed."""
+    if not folder.is_dir():
+        return
+    aside = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    try:
+        os.replace(folder, aside)
+    except OSError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def swap_into_place(tmp: Path, final: Path) -> None:

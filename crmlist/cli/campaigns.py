@@ -19,6 +19,7 @@ from crmlist.cli.options import (
     OutOpt,
     QuietOpt,
     WaitOpt,
+    WaveOpt,
     WorkspaceOpt,
 )
 from crmlist.cli.output import Printer, Stopwatch, stdout_console
@@ -119,6 +120,7 @@ def preview(
     as_of: AsOfOpt = None,
     sample: Annotated[int, typer.Option("--sample", help="Sample rows to show.")] = 5,
     show_personal: Annotated[bool, typer.Option("--show-personal", help="Show names and contacts.")] = False,
+    wave: WaveOpt = 1,
     engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
@@ -136,7 +138,9 @@ def preview(
     watch = Stopwatch()
     with store.reader(ws.db_path, "preview", wait=wait) as con:
         watch.lap("open")
-        result = preview_campaign(con, ws, name, parse_as_of(as_of) if as_of else None, sample, show_personal, engine)
+        result = preview_campaign(
+            con, ws, name, parse_as_of(as_of) if as_of else None, sample, show_personal, engine, wave
+        )
         watch.lap("preview")
     out = Printer(quiet, json_)
     plan = result.plan
@@ -155,6 +159,14 @@ def preview(
             "steps": plan.steps,
             "cells": plan.cells,
         },
+        run=None
+        if result.verdict is None
+        else {
+            "action": result.verdict.action,
+            "run_id": result.verdict.run_id,
+            "recorded": result.verdict.recorded,
+            "changes": result.verdict.changes,
+        },
         timings=watch.timings(),
     )
     if not (quiet or json_):
@@ -169,7 +181,10 @@ def run(
     names: Annotated[list[str], typer.Argument(help="Campaigns to run.")],
     out: OutOpt = None,
     as_of: AsOfOpt = None,
-    rerun: Annotated[bool, typer.Option("--rerun", help="Recompute a run id already recorded.")] = False,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Recompute the wave's recorded run and replace its contacts and folder.")
+    ] = False,
+    wave: WaveOpt = 1,
     letters_format: LettersFormatOpt = "files",
     jobs: JobsOpt = None,
     engine: EngineOpt = None,
@@ -194,7 +209,7 @@ def run(
         watch.lap("open")
         for name in names:
             result = run_campaign(
-                con, ws, name, parse_as_of(as_of) if as_of else None, out, rerun, letters_format, jobs, engine
+                con, ws, name, parse_as_of(as_of) if as_of else None, out, rerun, letters_format, jobs, engine, wave
             )
             watch.lap(f"run {name}")
             results.append(result)
@@ -221,6 +236,7 @@ def export(
     fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, parquet, xlsx.")] = None,
     control: Annotated[bool, typer.Option("--control", help="Export the control group instead.")] = False,
     as_of: AsOfOpt = None,
+    wave: WaveOpt = 1,
     engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
@@ -234,6 +250,7 @@ def export(
     """
     from crmlist.campaign.evaluate import list_query, resolve_as_of
     from crmlist.campaign.execute import evaluate_on
+    from crmlist.campaign.identity import recorded_wave
     from crmlist.campaign.model import load_campaign
     from crmlist.outputs import format_from_path, write_output
 
@@ -244,7 +261,12 @@ def export(
         watch.lap("open")
         campaign = load_campaign(ws, name)
         as_of_date = resolve_as_of(campaign, parse_as_of(as_of) if as_of else None)
-        selection = evaluate_on(con, ws, campaign, as_of_date, columns=(), engine=engine, once=True)
+        # A recorded wave's own contacts do not count in its cap: the export gives the list `run` gave.
+        recorded = recorded_wave(con, name, as_of_date, wave)
+        exclude = recorded.run_id if recorded else None
+        selection = evaluate_on(
+            con, ws, campaign, as_of_date, exclude_run=exclude, columns=(), engine=engine, once=True
+        )
         sql, params = list_query(selection, control=control)
         watch.lap("evaluate")
         rows = write_output(con, sql, params, output, kind)

@@ -66,3 +66,11 @@ EngineOpt = Annotated[
     str | None,
     typer.Option("--engine", callback=_engine_name, help="Where the campaign runs: duckdb (default) or spark."),
 ]
+WaveOpt = Annotated[
+    int,
+    typer.Option(
+        "--wave",
+        min=1,
+        help="The campaign's wave for this as-of date (default 1): a later wave contacts the audience again.",
+    ),
+]

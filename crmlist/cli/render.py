@@ -45,6 +45,8 @@ def show_preview(result: Preview) -> None:
         )
     else:
         console.print("no recorded run of this campaign yet", markup=False)
+    if result.verdict:
+        console.print(result.verdict.describe(), markup=False)
 
 
 def show_run(printer: Printer, result: RunResult) -> None:

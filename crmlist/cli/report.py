@@ -31,11 +31,15 @@ def report(
     all_campaigns: Annotated[
         bool, typer.Option("--all", help="Compare every campaign with a run in the period, one line each.")
     ] = False,
+    programme: Annotated[
+        bool,
+        typer.Option("--global", help="Everyone contacted in the period against the global control group."),
+    ] = False,
     date_from: Annotated[
-        str | None, typer.Option("--from", metavar="DATE", help="With --all: runs as of DATE or later.")
+        str | None, typer.Option("--from", metavar="DATE", help="With --all or --global: runs as of DATE or later.")
     ] = None,
     date_to: Annotated[
-        str | None, typer.Option("--to", metavar="DATE", help="With --all: runs as of DATE or earlier.")
+        str | None, typer.Option("--to", metavar="DATE", help="With --all or --global: runs as of DATE or earlier.")
     ] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Report this run (default: the latest).")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Pool every run of the campaign.")] = False,
@@ -60,23 +64,29 @@ def report(
 
     Example: crmlist report winback --format csv
 
+    With --global, measure every campaign's targets in the period against the global control members
+    the runs recorded (crmlist.toml [control] global_percent): the programme's lift.
+
     Example: crmlist report --all --from 2026-11-01 --to 2026-11-30
     """
     from crmlist.report import compare_campaigns, report_campaign, report_csv, report_document
     from crmlist.report.chart import chart_format, write_chart
     from crmlist.report.compare import parse_day
+    from crmlist.report.programme import report_programme
 
     kind = "json" if json_ else fmt or ("table" if sys.stdout.isatty() else "csv")
     if kind not in REPORT_FORMATS:
         raise UsageError("--format", f"unknown format {kind!r}", f"use one of: {', '.join(REPORT_FORMATS)}")
     if chart is not None:
         chart_format(chart)
-    _check_choice(name, all_campaigns, period=bool(date_from or date_to), runs=bool(run_id or all_runs))
+    _check_choice(name, all_campaigns, programme, period=bool(date_from or date_to), runs=bool(run_id or all_runs))
     start, end = parse_day("--from", date_from), parse_day("--to", date_to)
     ws = workspace_from(ctx, workspace, db)
     result: Report | Comparison
     with store.reader(ws.db_path, "report", wait=wait) as con:
-        if name is None:
+        if programme:
+            result = report_programme(con, ws, start, end, window_days)
+        elif name is None:
             result = compare_campaigns(con, ws, start, end, window_days)
         else:
             result = report_campaign(con, ws, name, run_id, all_runs, window_days)
@@ -95,8 +105,14 @@ def report(
         printer.notice(f"chart written to {chart}")
 
 
-def _check_choice(name: str | None, all_campaigns: bool, period: bool, runs: bool) -> None:
-    """One campaign (with --run or --all-runs), or --all (with --from and --to): never both, never neither."""
+def _check_choice(name: str | None, all_campaigns: bool, programme: bool, period: bool, runs: bool) -> None:
+    """One campaign (with --run or --all-runs), --all or --global (with --from and --to): exactly one."""
+    if programme and (name is not None or all_campaigns or runs):
+        raise UsageError(
+            "report", "--global measures the whole programme: give no CAMPAIGN, --all, --run or --all-runs", None
+        )
+    if programme:
+        return
     if name is not None and all_campaigns:
         raise UsageError("report", f"give a CAMPAIGN or --all, not both (got {name!r} and --all)", _ONE_OR_ALL)
     if name is None and not all_campaigns:

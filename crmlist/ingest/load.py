@@ -57,6 +57,9 @@ class _Job:
     tmp: Path
     load_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     notices: list[str] = field(default_factory=list)
+    # --replace: the rows' digest before the swap, and for contacts the loaded runs there were.
+    replaced: tuple[Any, ...] | None = None
+    runs_before: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -196,6 +199,7 @@ def _attempt(job: _Job, fast: bool) -> dict[int, tuple[int, int]]:
         _clear(job)
     active = [s for s in job.sources if s.index not in job.skipped]
     counts = {} if not active else _fast(job, active) if fast else _staged(job, active)
+    _replace_notice(job)
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     for s in job.sources:  # skipped files too, with no rows: the record shows the file came again
         job.con.execute(
@@ -216,10 +220,36 @@ def _add_extra_columns(job: _Job) -> None:
                 job.con.execute(f"ALTER TABLE {quote(job.target)} ADD COLUMN IF NOT EXISTS {new_column}")
 
 
+_LOADED_HISTORY = "run_id IN (SELECT run_id FROM runs WHERE source = 'loaded')"
+
+
+def _replaced_digest(job: _Job) -> tuple[Any, ...]:
+    """Row count and sum of row hashes of what --replace swaps: the table (for contacts, loaded runs' rows)."""
+    where = _LOADED_HISTORY if job.table == "contacts" else "TRUE"
+    row = job.con.execute(
+        f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM {quote(job.target)} AS t WHERE {where}"
+    ).fetchone()
+    return tuple(row) if row else (0, 0)
+
+
+def _replace_notice(job: _Job) -> None:
+    """What --replace really did: nothing when the files hold the rows the table had."""
+    if job.replaced is None:
+        return
+    after = _replaced_digest(job)
+    if after == job.replaced:
+        job.notices.append(f"{job.table}: the files hold exactly the rows the table had; nothing changed")
+    else:
+        job.notices.append(f"{job.table}: replaced {plural(job.replaced[0], 'row')} with {after[0]:,}")
+
+
 def _clear(job: _Job) -> None:
     """--replace: the table's rows go (for contacts, only loaded runs' history), and with them its loads."""
     con = job.con
+    job.replaced = _replaced_digest(job)
     if job.table == "contacts":
+        rows = con.execute("SELECT run_id, started_at, finished_at FROM runs WHERE source = 'loaded'").fetchall()
+        job.runs_before = {r[0]: (r[1], r[2]) for r in rows}
         con.execute("DELETE FROM contact_history WHERE run_id IN (SELECT run_id FROM runs WHERE source = 'loaded')")
         con.execute("DELETE FROM runs WHERE source = 'loaded'")
     else:
@@ -331,6 +361,16 @@ def _write_contacts(
         job.notices.append(
             f"{plural(good - added, 'contact row')} repeat a run_id and customer_id already recorded; not added"
         )
+    if job.replaced is not None:  # --replace recorded every run again: new are those that were not there
+        now = {r[0] for r in job.con.execute("SELECT run_id FROM runs WHERE source = 'loaded'").fetchall()}
+        runs = len(now - set(job.runs_before))
+        for run_id in now & set(job.runs_before):  # a run loaded again keeps when it was first recorded
+            job.con.execute(
+                "UPDATE runs SET started_at = ?, finished_at = ? WHERE run_id = ?", [*job.runs_before[run_id], run_id]
+            )
+        if set(job.runs_before) - now:
+            gone = len(set(job.runs_before) - now)
+            job.notices.append(f"{plural(gone, 'loaded run')} no longer in the files: removed")
     if runs:
         job.notices.append(f"{plural(runs, 'new run')} recorded from loaded contacts")
     if unknown:

@@ -203,8 +203,9 @@ def add_contacts(con: duckdb.DuckDBPyConnection, columns: list[str]) -> tuple[in
     )
     runs = run(
         con,
-        f"INSERT INTO runs (run_id, campaign, as_of, status, source) "
-        f"SELECT run_id, min(campaign), min(as_of), 'loaded', 'loaded' FROM {STAGE} AS s WHERE {GOOD} "
+        f"INSERT INTO runs (run_id, campaign, as_of, status, source, started_at, finished_at) "
+        f"SELECT run_id, min(campaign), min(as_of), 'loaded', 'loaded', now()::TIMESTAMP, now()::TIMESTAMP "
+        f"FROM {STAGE} AS s WHERE {GOOD} "
         f"AND NOT EXISTS (SELECT 1 FROM runs AS r WHERE r.run_id = s.run_id) GROUP BY run_id",
         {},
     )

@@ -141,10 +141,11 @@ def measure_runs(
     """Measure the given runs of a campaign, overall and per cell; pooled, each contact has its own window."""
     settings = report_settings(ws, campaign, window_days)
     population = measure_population(con, campaign, runs, settings)
-    return Report(campaign, runs, pooled, settings, population.source, _scopes(population, settings))
+    return Report(campaign, runs, pooled, settings, population.source, scopes_of(population, settings))
 
 
-def _scopes(population: Population, settings: Settings) -> list[Scope]:
+def scopes_of(population: Population, settings: Settings) -> list[Scope]:
+    """The overall scope (every cell pooled), then one scope per cell in rule-file order."""
     order = {name: index for index, name in enumerate(settings.cells)}
     cells = sorted(population.groups, key=lambda c: (order.get(c, len(order)), c))
     pooled = {flag: sum((population.groups[c][flag] for c in cells), Group()) for flag in (True, False)}

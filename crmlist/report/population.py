@@ -29,7 +29,7 @@ WITH pop AS (
            coalesce(nullif(trim(channel), ''), CAST($channel AS VARCHAR)) AS channel
     FROM contact_history
     WHERE campaign = $campaign AND list_contains($runs, run_id) AND is_control IS NOT NULL
-      AND customer_id IS NOT NULL
+      AND customer_id IS NOT NULL AND control_group IS DISTINCT FROM 'global'
 ),
 hits AS ({hits}),
 units AS (

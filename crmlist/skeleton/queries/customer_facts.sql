@@ -1,4 +1,4 @@
--- description: One row per customer: every customer column plus purchase facts as of the run's as-of date.
+-- description: One row per customer signed up by the run's as-of date: every customer column plus purchase facts as of then.
 -- run_params is a one-row table crmlist creates for each session: as_of (DATE) and exclude_run (the run
 -- being recomputed by --rerun, whose own contacts must not count; '' otherwise).
 WITH bought AS (
@@ -60,3 +60,5 @@ FROM customers AS c
 CROSS JOIN run_params AS rp
 LEFT JOIN agg AS a ON a.customer_id = c.customer_id
 LEFT JOIN contacted AS k ON k.customer_id = c.customer_id
+-- As of a date, only the customers who had signed up by then (a backfill never sees later sign-ups).
+WHERE c.signup_date IS NULL OR c.signup_date <= rp.as_of
