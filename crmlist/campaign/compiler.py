@@ -46,16 +46,31 @@ CONTACT_FIELDS = {
     "phone": ["phone"],
     "mail": ["street", "postal_code", "city", "country"],
 }
-# Customers named by a suppression row covering the channel, through any key the row has.
-_SUPPRESSED = """
-SELECT c.customer_id FROM customers AS c JOIN suppressions AS s ON s.customer_id = c.customer_id
-WHERE s.channel IN ('all', $channel)
-UNION SELECT c.customer_id FROM customers AS c JOIN suppressions AS s ON s.email_key = c.email_key
-WHERE s.channel IN ('all', $channel)
-UNION SELECT c.customer_id FROM customers AS c JOIN suppressions AS s ON s.phone_key = c.phone_key
-WHERE s.channel IN ('all', $channel)
-UNION SELECT c.customer_id FROM customers AS c JOIN suppressions AS s ON s.address_key = c.address_key
-WHERE s.channel IN ('all', $channel)
+# Suppression: every customer record of a person that a suppression row covering the channel names by
+# any key it has (customer_id, or the normalised e-mail, phone or address), whatever its added_at: the
+# records the row names, then every record that shares a key with one of them (the same person's
+# duplicates). Keys are (key_kind, key_value) pairs, so that one equi-join matches every kind.
+_CUSTOMER_KEYS = """(
+SELECT customer_id, 'id' AS key_kind, customer_id AS key_value FROM customers
+UNION ALL SELECT customer_id, 'email', email_key FROM customers WHERE email_key IS NOT NULL
+UNION ALL SELECT customer_id, 'phone', phone_key FROM customers WHERE phone_key IS NOT NULL
+UNION ALL SELECT customer_id, 'address', address_key FROM customers WHERE address_key IS NOT NULL
+)"""
+_SUPPRESSION_KEYS = """(
+SELECT key_kind, key_value FROM (
+SELECT 'id' AS key_kind, customer_id AS key_value, channel FROM suppressions
+UNION ALL SELECT 'email', email_key, channel FROM suppressions
+UNION ALL SELECT 'phone', phone_key, channel FROM suppressions
+UNION ALL SELECT 'address', address_key, channel FROM suppressions
+) AS sk WHERE key_value IS NOT NULL AND channel IN ('all', $channel)
+)"""
+_SUPPRESSED = f"""
+SELECT shared.customer_id FROM {_CUSTOMER_KEYS} AS shared JOIN (
+SELECT own.key_kind, own.key_value FROM {_CUSTOMER_KEYS} AS own JOIN (
+SELECT named.customer_id FROM {_CUSTOMER_KEYS} AS named JOIN {_SUPPRESSION_KEYS} AS s
+ON s.key_kind = named.key_kind AND s.key_value = named.key_value
+) AS person ON person.customer_id = own.customer_id
+) AS person_keys ON person_keys.key_kind = shared.key_kind AND person_keys.key_value = shared.key_value
 """
 _CAPPED = """
 SELECT ch.customer_id FROM contact_history AS ch CROSS JOIN run_params AS rp
