@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from crmlist.errors import BusyError, CrmlistError, MissingInputError
+from crmlist.errors import BusyError, CrmlistError, MissingInputError, OutputError
 from crmlist.testing_hooks import pause_point
 
 SCHEMA_VERSION = 1
@@ -213,7 +213,8 @@ def writer(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.Du
         try:
             ensure_schema(con)
             pause_point("writer:locked")
-            yield con
+            with disk_full_as_output_error(db_path):
+                yield con
         finally:
             _close(con)
             os.ftruncate(fd, 0)
@@ -237,9 +238,26 @@ def reader(db_path: Path, command: str, wait: float = 0.0) -> Iterator[duckdb.Du
     else:
         con = _connect_retrying(db_path, read_only=True, command=command, wait=wait)
     try:
-        yield con
+        with disk_full_as_output_error(db_path):
+            yield con
     finally:
         _close(con)
+
+
+@contextlib.contextmanager
+def disk_full_as_output_error(db_path: Path) -> Iterator[None]:
+    """DuckDB failing for want of disk space (the database, its WAL, its spill files) is exit 73, not a bug."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if "no space left on device" not in str(exc).lower():
+            raise
+        raise OutputError(
+            str(db_path),
+            "no space left on the disk holding the database (or its .wal and .tmp spill files); "
+            "the command's changes were rolled back",
+            "free space on that disk, or move the database with --db, then run the command again",
+        ) from None
 
 
 def _close(con: duckdb.DuckDBPyConnection) -> None:

@@ -72,8 +72,8 @@ def open_workspace(workspace: str | Path | None = None, db: str | Path | None = 
     config = read_config(root / CONFIG_NAME)
     db_value = db or os.environ.get("CRMLIST_DB")
     db_path = Path(db_value).expanduser() if db_value else root / DB_NAME
-    if not db_path.is_absolute():
-        db_path = (Path.cwd() / db_path).resolve()
+    # Resolved, so that a symlinked path to the same database takes the same lock (`<real db>.lock`).
+    db_path = (Path.cwd() / db_path).resolve()
     return Workspace(root=root, db_path=db_path, config=config)
 
 
