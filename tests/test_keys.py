@@ -182,6 +182,14 @@ def test_postal_codes_are_one_key_however_they_are_spaced(
     assert one(con, keys.postal_key_sql("$1", "$2"), f"{digits[:3]} {digits[3:]}x", "GB") == f"{digits}X"
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab1 .,/-\t\u00a0\u2003\u2028\u3000\x85–ł", max_size=12), min_size=1, max_size=30))
+def test_the_street_key_shortcut_gives_the_rules_result(con: duckdb.DuckDBPyConnection, values: list[str]) -> None:
+    fast, full = keys.words_key_sql("v"), keys.words_key_sql("v", shortcut=False)
+    rows = con.execute(f"SELECT {fast}, {full} FROM (SELECT unnest($1) AS v)", [values]).fetchall()
+    assert [a for a, _ in rows] == [b for _, b in rows]
+
+
 def test_the_addresses_of_the_issue_are_one_key(con: duckdb.DuckDBPyConnection) -> None:
     key = keys.address_key_sql("$1", "$2", "$3", "'PL'")
     assert one(con, key, "UL. POLNA 7", "07871", "WARSZAWA") == one(con, key, "ul. Polna  7", "07-871", "Warszawa")
