@@ -36,6 +36,7 @@ KNOWN_KEYS: dict[str, Any] = {
     "costs": {"email", "sms", "mail", "phone"},
     "response": {"window_days"},
     "report": {"margin"},
+    "dates": {"earliest", "latest"},
     # [engine.conf] holds any Spark setting, so its keys are free-form (None).
     "engine": {key: (set(SPARK_TABLES) if key == "sources" else None) for key in ENGINE_KEYS},
 }

@@ -138,6 +138,21 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT OR REPLACE INTO crmlist_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
+@contextlib.contextmanager
+def setting(con: duckdb.DuckDBPyConnection, name: str, value: str, when: bool = True) -> Iterator[None]:
+    """A DuckDB setting changed for the block (when `when`), and restored to what it was afterwards."""
+    if not when:
+        yield
+        return
+    ((before,),) = con.execute("SELECT current_setting(?)", [name]).fetchall()
+    con.execute(f"SET {name} = ?", [value])
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # a stopped command may have lost its connection
+            con.execute(f"SET {name} = ?", [before if before is not None else ""])
+
+
 def duckdb_reason(exc: Exception) -> str:
     """DuckDB's first error line, which names the problem without the data rows its later lines quote."""
     return str(exc).strip().splitlines()[0][:300]

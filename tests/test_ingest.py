@@ -341,7 +341,14 @@ def test_bad_values_skip_keeps_rejects_with_exact_lines(env: Env) -> None:
     assert env.rows("SELECT file, line, column_name, reason, raw_line FROM load_rejects ORDER BY line") == [
         ("bad.csv", 4, "order_date", "order_date: '2024-13-01' is not a date", 'B,2,"2024-13-01",1'),
         ("bad.csv", 5, "amount", "amount: 'abc' is not a number", 'C,3,2024-01-07,"abc"'),
-        ("bad.csv", 6, "amount", "amount: '1,5' is not a number", '"D\nE",4,2024-01-08,"1,5"'),
+        # A quoted id over two lines: its line break is the row's first problem (it would end a list line).
+        (
+            "bad.csv",
+            6,
+            "order_id",
+            "order_id: the value holds a line break or NUL character",
+            '"D\nE",4,2024-01-08,"1,5"',
+        ),
     ]
     assert env.rows("SELECT order_id FROM purchases ORDER BY 1") == [("A",), ("F",)]
     assert env.rows("SELECT rows_loaded, rows_rejected FROM loads") == [(2, 3)]

@@ -31,6 +31,12 @@ from crmlist.ingest.records import repair
 from crmlist.ingest.validate import TypeContext, quote, validated_select
 from crmlist.workspace import Workspace
 
+# Columns one file may have: past a few hundred, DuckDB's ALTER TABLE per new column grows with the
+# table's width, so a load of thousands of columns would take minutes (10,000 hung).
+MAX_COLUMNS = 1000
+# Files wider than this are planned without DuckDB's common-subexpression pass, which grows with the
+# square of a projection's width (2,000 columns: 10 s of planning) and saves nothing on text columns.
+WIDE_FILE = 200
 ONCE_ONLY = ("purchases", "responses", "contacts")  # a file whose sha256 is in `loads` is skipped
 FAST = ("purchases", "responses")
 Stats = dict[int, tuple[int, int, int]]
@@ -99,7 +105,9 @@ def load_files(
                 phones.register(con)  # phonenumbers, for the numbers the SQL shortcut leaves to it
             skipped = _skipped(con, table, sources, options)
             job = _Job(con, table, options, ctx, date_format, sources, plans, skipped, Path(tmp))
-            return _result(job, _run(job))
+            wide = max(len(plan.columns) for plan in plans) > WIDE_FILE
+            with store.setting(con, "disabled_optimizers", "common_subexpressions", when=wide):
+                return _result(job, _run(job))
         finally:
             for source in sources:
                 if source.arrow_name:
@@ -116,6 +124,13 @@ def _plans(con: duckdb.DuckDBPyConnection, table: str, sources: list[Source], ma
     existing = {str(name).lower(): (str(name), str(ctype)) for name, ctype in rows}
     plans = []
     for source in sources:
+        if len(source.names) > MAX_COLUMNS:
+            raise BadInputError(
+                source.display,
+                f"{len(source.names):,} columns, more than crmlist loads from one file ({MAX_COLUMNS:,})",
+                f"keep the columns the campaigns need (at most {MAX_COLUMNS:,}), or split the file by columns and "
+                "load the parts one after the other",
+            )
         plan = plan_columns(table, source, mapping, existing)
         check_required(table, source, plan)
         for column in plan.columns:
@@ -210,14 +225,31 @@ def _attempt(job: _Job, fast: bool) -> dict[int, tuple[int, int]]:
 
 
 def _add_extra_columns(job: _Job) -> None:
-    """Extra source columns become columns of the table (the same transaction, so a failure undoes them)."""
-    added: set[str] = set()
+    """Extra source columns become columns of the table (the same transaction, so a failure undoes them).
+
+    An empty table with many new columns is created again with all of them in one statement: DuckDB's
+    ALTER TABLE costs more the wider the table is, so a thousand ALTERs grow with the square of the width.
+    """
+    con, target = job.con, quote(job.target)
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
+        "ORDER BY ordinal_position",
+        [job.target],
+    ).fetchall()
+    have = {str(name).lower() for name, _ in rows}
+    new: dict[str, str] = {}
     for plan in job.plans:
         for column in plan.columns:
-            if not column.canonical and column.name.lower() not in added:
-                added.add(column.name.lower())
-                new_column = f"{quote(column.name)} {column.target_type}"
-                job.con.execute(f"ALTER TABLE {quote(job.target)} ADD COLUMN IF NOT EXISTS {new_column}")
+            if not column.canonical and column.name.lower() not in have:
+                have.add(column.name.lower())
+                new[column.name] = column.target_type
+    empty = con.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {target})").fetchone()
+    if len(new) > 8 and empty and empty[0]:
+        columns = [f"{quote(str(n))} {t}" for n, t in rows] + [f"{quote(n)} {t}" for n, t in new.items()]
+        con.execute(f"CREATE OR REPLACE TABLE {target} ({', '.join(columns)})")
+        return
+    for name, ctype in new.items():
+        con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {quote(name)} {ctype}")
 
 
 _LOADED_HISTORY = "run_id IN (SELECT run_id FROM runs WHERE source = 'loaded')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import duckdb
@@ -10,7 +11,7 @@ from crmlist import store
 from crmlist.errors import BadInputError, UsageError
 from crmlist.ingest.columns import check_mapping
 from crmlist.ingest.readers import ReadSettings
-from crmlist.ingest.validate import TypeContext
+from crmlist.ingest.validate import EARLIEST_DATE, LATEST_DATE, TypeContext
 from crmlist.workspace import Workspace
 
 
@@ -87,7 +88,22 @@ def type_context(
         raise BadInputError(
             "crmlist.toml", f"timezone {ws.timezone!r} is not a time zone", "use a name such as Europe/Warsaw"
         ) from None
-    return TypeContext(decimal_comma, formats, ws.timezone, ws.phone_region)
+    return TypeContext(decimal_comma, formats, ws.timezone, ws.phone_region, *_plausible_dates(ws))
+
+
+def _plausible_dates(ws: Workspace) -> tuple[str, str]:
+    """crmlist.toml [dates] earliest and latest (YYYY-MM-DD): dates outside them are rejects."""
+    section = ws.section("dates")
+    bounds = []
+    for key, default in (("earliest", EARLIEST_DATE), ("latest", LATEST_DATE)):
+        value = str(section.get(key, default))
+        try:
+            bounds.append(dt.date.fromisoformat(value).isoformat())
+        except ValueError:
+            raise BadInputError("crmlist.toml", f"dates.{key}: {value!r} is not a date", "write YYYY-MM-DD") from None
+    if bounds[0] > bounds[1]:
+        raise BadInputError("crmlist.toml", "dates.earliest is after dates.latest", "swap them")
+    return bounds[0], bounds[1]
 
 
 def read_settings(ws: Workspace, table: str, options: LoadOptions) -> tuple[ReadSettings, dict[str, str]]:

@@ -93,6 +93,28 @@ def describe(
             "email",
             "correct the address, or leave it blank",
         )
+    if kind == "digits" and column is not None:
+        scale = column.target_type.rstrip(")").rpartition(",")[2]
+        shown = shown_value(table, column, value)
+        return (
+            f"{column.name}:{shown or ' the value'} has more decimals than the column keeps ({scale})",
+            column.name,
+            f"round the values in the file to {scale} decimals: crmlist never rounds them silently",
+        )
+    if kind == "range" and column is not None:
+        shown = shown_value(table, column, value)
+        limit = "the day of the load" if column.name == "birth_date" else "[dates] latest"
+        return (
+            f"{column.name}:{shown or ' the date'} is outside the plausible dates ([dates] earliest to {limit})",
+            column.name,
+            "correct the date, or widen [dates] earliest / latest in crmlist.toml (default 1900-01-01 to 2100-12-31)",
+        )
+    if kind == "control" and column is not None:
+        return (
+            f"{column.name}: the value holds a line break or NUL character",
+            column.name,
+            "keep the value on one line (a line break would end an e-mail header or a list line early)",
+        )
     if kind == "noamount":
         return "amount: missing, and no unit_price to compute it", "amount", "fill in amount, or unit_price"
     if kind == "nokey":

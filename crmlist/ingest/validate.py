@@ -29,6 +29,13 @@ FLOATS = ("FLOAT", "DOUBLE", "REAL")
 # Babel's territories include groupings and private-use codes that ISO 3166-1 does not assign.
 NOT_COUNTRIES = ("EU", "EZ", "UN", "QO", "XA", "XB", "ZZ")
 OFFSET_AT_END = "'[0-9](Z|[+-][0-9][0-9](:?[0-9][0-9])?)$'"
+# Decimals are compared at this precision with the column's own: more decimals than it keeps is a reject.
+EXACT_DECIMAL = "DECIMAL(38,20)"
+# Plausible dates (crmlist.toml [dates] earliest / latest); a birth date is never after the day of the load.
+EARLIEST_DATE = "1900-01-01"
+LATEST_DATE = "2100-12-31"
+# Line breaks and NUL in a one-line field would end an e-mail header or a CSV line early.
+_CONTROL = "contains({v}, chr(10)) OR contains({v}, chr(13)) OR contains({v}, chr(0))"
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,13 @@ class TypeContext:
     date_formats: tuple[str, ...]
     timezone: str
     phone_region: str
+    earliest: str = EARLIEST_DATE
+    latest: str = LATEST_DATE
 
     def params(self) -> dict[str, Any]:
         return {
+            "earliest": self.earliest,
+            "latest": self.latest,
             "ws": WHITESPACE,
             "tz": self.timezone,
             "date_formats": list(self.date_formats),
@@ -205,6 +216,7 @@ def validated_select(table: str, source: Source, plan: Plan, ctx: TypeContext) -
         outputs[column.name] = (f"v{k}", column.target_type)
         if checked:
             checks.append((f"r{k} IS NOT NULL AND v{k} IS NULL", f"type:{k}", f"r{k}"))
+        checks += _exactness_checks(column, k, ctx)
     required = [(f"r{position[n]} IS NULL", f"missing:{position[n]}", "NULL") for n in REQUIRED[table]]
     checks[:0] = required
     if table in ("customers", "suppressions") and "email" in position:
@@ -234,6 +246,26 @@ def validated_select(table: str, source: Source, plan: Plan, ctx: TypeContext) -
         fast_sql=f"SELECT {', '.join(values)} FROM {typed_rows} AS typed" + (f" WHERE {guard}" if bad else ""),
         columns={name: ctype for name, (_, ctype) in outputs.items()},
     )
+
+
+def _exactness_checks(column: Column, k: int, ctx: TypeContext) -> list[tuple[str, str, str]]:
+    """Values that typed without an error but not exactly: decimals rounded, implausible dates, line breaks."""
+    if not column.canonical:
+        return []
+    v, r, ctype = f"v{k}", f"r{k}", column.target_type
+    if ctype.startswith("DECIMAL"):
+        typed = column.source_type != "VARCHAR"
+        exact = f"TRY_CAST({r} AS {EXACT_DECIMAL})" if typed else _decimal(r, EXACT_DECIMAL, ctx)
+        return [(f"{v} IS NOT NULL AND {exact} <> {v}", f"digits:{k}", r)]
+    if ctype in ("DATE", "TIMESTAMP"):
+        latest = "CAST($latest AS DATE)"
+        if column.name == "birth_date":
+            latest = f"least({latest}, current_date)"
+        outside = f"CAST({v} AS DATE) < CAST($earliest AS DATE) OR CAST({v} AS DATE) > {latest}"
+        return [(f"{v} IS NOT NULL AND ({outside})", f"range:{k}", r)]
+    if ctype == "VARCHAR":
+        return [(f"{v} IS NOT NULL AND ({_CONTROL.format(v=v)})", f"control:{k}", "NULL")]
+    return []
 
 
 def _phone_key_layers(
