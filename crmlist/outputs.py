@@ -22,6 +22,7 @@ FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx")
 # plain numbers and phone numbers such as "+48 600 123 456" or "-12.50" cannot be formulas and stay as they are.
 _FORMULA = r"^[=+\-@\t\r]"
 _HARMLESS = r"^[+-]?[0-9][0-9 ()./-]*$"
+_BATCH_ROWS = 100_000  # rows per Arrow batch from the evaluating session to the file writer
 
 
 def format_from_path(path: str, given: str | None) -> str:
@@ -98,7 +99,13 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tm
         "jsonl": "FORMAT json",
         "parquet": "FORMAT parquet",
     }[fmt]
-    row = con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' ({options})", params).fetchone()
+    # The session that evaluated the campaign is sandboxed (store.sandbox: no file access), so its rows
+    # stream as Arrow batches into a private in-memory database, whose COPY alone touches the file.
+    rows = con.sql(query, params=params).to_arrow_reader(_BATCH_ROWS)
+    with duckdb.connect() as writer:
+        writer.execute("SET enable_progress_bar_print = false")
+        writer.register("crm_output_rows", rows)
+        row = writer.execute(f"COPY crm_output_rows TO '{_sql_path(tmp)}' ({options})").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import sqlglot
-from sqlglot import exp
 
+from crmlist import store
 from crmlist.errors import BadInputError
 from crmlist.store import CANONICAL
+from crmlist.workspace import Workspace
 
 SHOWN_TABLES = [*CANONICAL, "loads", "load_rejects", "runs"]
 
@@ -43,12 +44,60 @@ def database_status(con: duckdb.DuckDBPyConnection, last: int = 10) -> Status:
     return status
 
 
-def check_read_only(query: str) -> None:
-    """Refuse anything but a query: the database is opened read-only too, this gives a clearer message."""
+# What `crmlist sql` runs: one statement of DuckDB's SELECT kind, which covers WITH, VALUES, FROM-first
+# queries, DESCRIBE, SHOW and SUMMARIZE, and nothing that writes.
+QUERY_KINDS = "SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW or SUMMARIZE"
+
+
+def read_only_query(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, text: str, as_of: dt.date
+) -> duckdb.DuckDBPyConnection:
+    """Run one read-only query with customer_facts and the views; returns the result to fetch from.
+
+    The connection is sandboxed first (no file system, settings locked) and the database is open
+    read-only, so the statement check below is for a clear message, not the safety itself. DuckDB's own
+    parser splits the text, so nothing runs unless all of it parses.
+    """
+    from crmlist.campaign.views import prepare_session
+
+    store.sandbox(con, lock_configuration=True)
+    statement = single_query(con, text)
+    prepare_session(con, ws, as_of)
     try:
-        trees = sqlglot.parse(query, read="duckdb")
-    except sqlglot.errors.ParseError:
-        return  # DuckDB itself reports the syntax error with its position
-    for tree in trees:
-        if tree is not None and not isinstance(tree, (exp.Query, exp.Describe, exp.Show, exp.Pragma)):
-            raise BadInputError("sql", "only read-only queries are allowed", "use SELECT, DESCRIBE or SHOW")
+        return con.execute(statement)
+    except duckdb.PermissionException:
+        raise BadInputError(
+            "sql",
+            "the query reaches outside the database (a file, a folder or an extension)",
+            "crmlist sql reads only the database: its tables, customer_facts and the views of queries/",
+        ) from None
+    except duckdb.Error as exc:
+        raise BadInputError("sql", store.duckdb_reason(exc), "fix the query") from None
+
+
+def single_query(con: duckdb.DuckDBPyConnection, text: str) -> duckdb.Statement:
+    """The one statement of `text`, refused unless it is a query; parsing runs nothing."""
+    try:
+        statements = con.extract_statements(text)
+        kinds = [s.type for s in statements]
+    except duckdb.Error as exc:
+        raise BadInputError(
+            "sql", f"not valid SQL: {store.duckdb_reason(exc)}", "fix the query; nothing was run"
+        ) from None
+    except ValueError:  # a statement kind the Python client has no name for (UPDATE EXTENSIONS)
+        kinds = [duckdb.StatementType.INVALID]
+    if len(kinds) > 1:
+        raise BadInputError(
+            "sql",
+            f"{len(kinds)} statements given; crmlist sql runs exactly one query",
+            "run each query with its own crmlist sql; nothing was run",
+        )
+    if kinds != [duckdb.StatementType.SELECT]:
+        kind = "of a kind unknown to crmlist" if kinds and kinds[0] == duckdb.StatementType.INVALID else "empty"
+        kind = f"a {kinds[0].name} statement" if kinds and kinds[0] != duckdb.StatementType.INVALID else kind
+        raise BadInputError(
+            "sql",
+            f"only a read-only query is allowed; this is {kind}",
+            f"use {QUERY_KINDS}; crmlist sql never changes the database or touches files",
+        )
+    return statements[0]

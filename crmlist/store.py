@@ -167,6 +167,22 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def sandbox(con: duckdb.DuckDBPyConnection, lock_configuration: bool = False) -> None:
+    """Cut the connection's database off the file system before it runs SQL a user wrote.
+
+    With external access off DuckDB refuses file readers (read_csv, read_text, glob, 'file.csv'), COPY,
+    EXPORT/IMPORT DATABASE, ATTACH, INSTALL and LOAD, and it cannot be turned back on while the database
+    is open (the setting is the whole database's, so every connection to it is sandboxed too): crmlist
+    writes its own files through another connection (outputs.py) and reads in_list() files in Python.
+    `lock_configuration` also freezes every other setting, for `crmlist sql`, whose whole text is the user's.
+    """
+    current = con.execute("SELECT current_setting('enable_external_access')").fetchone()
+    if current is None or current[0]:
+        con.execute("SET enable_external_access = false")
+    if lock_configuration:
+        con.execute("SET lock_configuration = true")
+
+
 # Connections open in this process, so a signal can interrupt a running query (see interrupt_queries).
 _OPEN: set[duckdb.DuckDBPyConnection] = set()
 

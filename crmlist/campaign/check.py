@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 
 import duckdb
 import sqlglot
@@ -40,7 +41,8 @@ def check_campaigns(
         except CrmlistError as exc:
             problems.append(exc)
             continue
-        problems.extend(_check_expressions(con, campaign, catalog))
+        problems.extend(_check_expressions(con, campaign, catalog, ws))
+        problems.extend(_check_columns(campaign, catalog))
         if not problems:
             try:
                 compiled = compile_campaign(campaign, catalog, ws)
@@ -61,13 +63,34 @@ def _expressions(campaign: Campaign) -> list[tuple[str, str]]:
     return items
 
 
-def _check_expressions(con: duckdb.DuckDBPyConnection, campaign: Campaign, catalog: Catalog) -> list[CrmlistError]:
+def _check_columns(campaign: Campaign, catalog: Catalog) -> list[CrmlistError]:
+    """`columns` names columns of the facts or of a view, as the list writer reads them: names, not SQL."""
+    where = f"queries/{campaign.path.name}"
+    known = catalog.all_names()
+    problems: list[CrmlistError] = []
+    for index, name in enumerate(campaign.columns):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = "did you mean " + " or ".join(f"`{c}`" for c in close) + "?" if close else None
+            problems.append(
+                BadInputError(
+                    where,
+                    f"columns[{index}]: unknown column {name!r}",
+                    hint or "list names of columns of customer_facts or of a view, not expressions",
+                )
+            )
+    return problems
+
+
+def _check_expressions(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, catalog: Catalog, ws: Workspace
+) -> list[CrmlistError]:
     """Each expression alone, so a problem names its key: parse, columns, then DuckDB's binder."""
     where = f"queries/{campaign.path.name}"
     problems: list[CrmlistError] = []
     for key, text in _expressions(campaign):
         views: set[str] = set()
-        expander = HelperExpander(campaign.path.parent.parent)
+        expander = HelperExpander(ws.root)
         try:
             tree = resolve_columns(parse_condition(text, where, key), catalog, where, key, views)
             tree = expander.expand(tree, where, key)

@@ -13,29 +13,42 @@ from crmlist.errors import BadInputError
 
 DIALECT = "duckdb"
 FACTS_ALIAS = "f"
-# Functions a rule may not call: they do not run the same on other engines, or reach outside the data.
-FORBIDDEN_FUNCTIONS = {
-    "hash",
-    "random",
-    "uuid",
-    "gen_random_uuid",
-    "now",
-    "current_date",
-    "current_timestamp",
-    "today",
-    "read_csv",
-    "read_csv_auto",
-    "read_parquet",
-    "read_json",
-    "read_json_auto",
-    "read_text",
-    "read_blob",
-    "getenv",
-    "setseed",
-    "glob",
-    "query",
-    "query_table",
-}
+# The functions a rule or view may call, as DuckDB spells them, each as a sample call: deterministic (the
+# same rows give the same answer on every run) and with a Spark counterpart that sqlglot transpiles to.
+# Everything else is refused: clocks, random numbers, uuids, hash(), settings and variables, file readers.
+# A sample call rather than a name because DuckDB's parser folds aliases into one node (len and length,
+# list_contains and array_contains), and a rule is checked on those nodes.
+SCALAR_CALLS = (
+    "abs(x)", "ceil(x)", "floor(x)", "round(x, 2)", "sign(x)", "sqrt(x)", "ln(x)", "power(x, 2)",
+    "coalesce(x, y)", "ifnull(x, y)", "nullif(x, y)", "greatest(x, y)", "least(x, y)", "if(c, x, y)",
+    "lower(s)", "upper(s)", "trim(s)", "ltrim(s)", "rtrim(s)", "length(s)", "len(s)", "substring(s, 1, 2)",
+    "substr(s, 1, 2)", "concat(s, t)", "replace(s, 'a', 'b')", "starts_with(s, 'a')", "ends_with(s, 'a')",
+    "contains(s, 'a')", "regexp_matches(s, 'a')", "regexp_replace(s, 'a', 'b')", "left(s, 2)", "right(s, 2)",
+    "lpad(s, 2, '0')", "rpad(s, 2, '0')", "strpos(s, 'a')", "split_part(s, ',', 1)",
+    "date_diff('day', d, e)", "datediff('day', d, e)", "date_sub('year', d, e)", "date_part('year', d)",
+    "year(d)", "month(d)", "day(d)", "dayofyear(d)", "quarter(d)", "date_trunc('month', d)",
+    "make_date(2026, 1, 1)", "last_day(d)", "strftime(d, '%Y-%m')",
+    "list_contains(l, 'a')", "array_contains(l, 'a')", "list_has(l, 'a')", "list_has_any(l, m)",
+    "array_length(l)", "list_distinct(l)", "list_sort(l)", "list_value(1, 2)",
+    "cast(x AS INTEGER)", "try_cast(x AS INTEGER)",
+)  # fmt: skip
+# Aggregates, window functions, unnest and COLUMNS(...): in views only (a rule is a condition on one
+# customer's row).
+VIEW_CALLS = (
+    "count(x)", "sum(x)", "min(x)", "max(x)", "avg(x)", "list(x)", "array_agg(x)", "count_if(c)",
+    "bool_and(c)", "bool_or(c)", "string_agg(s, ',')", "median(x)", "unnest(l)", "columns('x')",
+    "row_number() OVER ()", "rank() OVER ()", "dense_rank() OVER ()", "lag(x) OVER ()", "lead(x) OVER ()",
+)  # fmt: skip
+# Written without a function call: CASE, extract(... FROM ...), x::TYPE, DATE '...', [1, 2].
+_SYNTAX = ("CASE WHEN c THEN x END", "extract(year FROM d)", "x::DATE", "[1, 2]")
+
+
+def _name(call: str) -> str:
+    return call.split("(", 1)[0].strip().lower()
+
+
+SCALAR_FUNCTIONS = tuple(sorted({_name(c) for c in SCALAR_CALLS} | {"extract"}))
+VIEW_FUNCTIONS = tuple(sorted({_name(c) for c in VIEW_CALLS}))
 HELPERS = {
     "bought": {"category", "product", "within_days", "min_amount"},
     "not_contacted": {"days"},
@@ -108,20 +121,51 @@ def _require_expression(tree: exp.Expr, where: str, key: str) -> None:
             f"{key}: only an expression is allowed here, not a query or statement",
             "use columns of customer_facts and views, or helpers such as bought(...)",
         )
+    if tree.find(exp.Placeholder):
+        raise ExpressionError(
+            where, f"{key}: parameters ($name, ?) are not allowed in rules", "write the value itself, e.g. 'tv'"
+        )
+    check_functions(tree, _RULE_KEYS | set(HELPERS), where, f"{key}: ", "rules")
+
+
+def check_functions(tree: exp.Expr, allowed: set[str], where: str, prefix: str, what: str) -> None:
+    """Refuse every function call outside `allowed` (keys of function_key), naming it."""
     for func in tree.find_all(exp.Func):
-        name = _func_name(func)
-        if name in FORBIDDEN_FUNCTIONS:
+        if isinstance(func, exp.Connector):  # AND, OR, XOR: operators that sqlglot types as functions
+            continue
+        if function_key(func) not in allowed:
             raise ExpressionError(
                 where,
-                f"{key}: function {name}() is not allowed in rules",
-                "it does not give the same result on every engine; use a deterministic function",
+                f"{prefix}function {function_name(func)}() is not allowed in {what}",
+                "rules and views call only deterministic functions that run on every engine: "
+                "see README.md, Campaign rule files, for the list",
             )
 
 
-def _func_name(func: exp.Func) -> str:
+def function_key(func: exp.Func) -> str:
+    """What identifies a function call: its sqlglot node, or its name when sqlglot does not know it."""
     if isinstance(func, exp.Anonymous):
         return str(func.this).lower()
-    return func.sql_name().lower()
+    return type(func).__name__
+
+
+def function_name(func: exp.Func) -> str:
+    """The function's name as DuckDB writes it, for messages."""
+    if isinstance(func, exp.Anonymous):
+        return str(func.this).lower()
+    return func.sql(dialect=DIALECT).split("(", 1)[0].strip().lower() or func.sql_name().lower()
+
+
+def _keys(calls: tuple[str, ...]) -> set[str]:
+    keys = set()
+    for call in calls:
+        tree = sqlglot.parse_one(f"SELECT {call}", read=DIALECT).expressions[0]
+        keys |= {function_key(f) for f in tree.find_all(exp.Func) if not isinstance(f, exp.Window)}
+    return keys - {"x", "y", "s", "t", "d", "e", "l", "m", "c"}
+
+
+_RULE_KEYS = _keys(SCALAR_CALLS + _SYNTAX)
+VIEW_KEYS = _RULE_KEYS | _keys(VIEW_CALLS)
 
 
 def resolve_columns(tree: exp.Expr, catalog: Catalog, where: str, key: str, used_views: set[str]) -> exp.Expr:

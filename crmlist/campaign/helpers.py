@@ -21,7 +21,7 @@ _CONTACTED = """
 SELECT ch.customer_id FROM contact_history AS ch
 CROSS JOIN run_params AS rp
 WHERE NOT ch.is_control AND ch.as_of <= rp.as_of AND ch.customer_id IS NOT NULL
-  AND ch.as_of > rp.as_of - CAST($days AS INTEGER) AND ch.run_id IS DISTINCT FROM $exclude_run
+  AND ch.as_of > rp.as_of - CAST($days AS INTEGER) AND ch.run_id IS DISTINCT FROM rp.exclude_run
 """
 # A responses row in (as-of - N, as-of] that belongs to the campaign: its campaign names it, or it is blank
 # and the customer was a target of the campaign at most N days before responding.
@@ -156,34 +156,63 @@ class HelperExpander:
         return exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
 
     def _in_list(self, node: exp.Anonymous, where: str, key: str) -> exp.Expr:
-        """in_list('seed.csv'): customers whose id is in the file's customer_id column (else its first)."""
+        """in_list('seeds.csv'): customers whose id is in the file's customer_id column (else its first).
+
+        crmlist reads the file itself and binds the ids as one list parameter: the database never opens a
+        file (the session is sandboxed), and the ids never reach an error message.
+        """
         args = node.expressions
         if len(args) != 1 or not isinstance(args[0], exp.Literal) or not args[0].is_string:
             raise ExpressionError(where, f"{key}: in_list() takes one file name", "write in_list('seeds.csv')")
-        path = (self.root / args[0].this).resolve()
-        column = _id_column(path, where, key)
-        index = len(self.params)
-        self.params[f"h{index}"] = str(path)
-        query = sqlglot.parse_one(
-            f"SELECT CAST({exp.to_identifier(column, quoted=True).sql(DIALECT)} AS VARCHAR) "
-            f"FROM read_csv($h{index}, all_varchar = TRUE, header = TRUE)",
-            read=DIALECT,
-        )
+        ids = read_id_list(self.root, str(args[0].this), where, key)
+        name = f"h{len(self.params)}"
+        self.params[name] = ids
+        query = sqlglot.parse_one(f"SELECT unnest(CAST(${name} AS VARCHAR[]))", read=DIALECT)
         return exp.In(this=exp.column("customer_id", table=FACTS_ALIAS), query=exp.Subquery(this=query))
 
 
-def _id_column(path: Path, where: str, key: str) -> str:
+def list_path(root: Path, given: str, where: str, key: str) -> Path:
+    """The in_list() file named `given`: relative, without '..', and inside the workspace once symlinks resolve."""
+    relative = Path(given)
+    if not given.strip() or relative.is_absolute() or ".." in relative.parts:
+        raise ExpressionError(
+            where,
+            f"{key}: in_list() takes a path inside the workspace, relative and without '..'",
+            "put the file in the workspace and name it from there, e.g. in_list('lists/seeds.csv')",
+        )
+    base = root.resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        raise ExpressionError(
+            where,
+            f"{key}: in_list() file {given} leads outside the workspace (a symlink)",
+            "copy the file into the workspace instead of linking to it",
+        )
+    if not path.is_file():
+        raise ExpressionError(
+            where, f"{key}: in_list() cannot read {given}", "give a UTF-8 CSV file relative to the workspace"
+        )
+    return path
+
+
+def read_id_list(root: Path, given: str, where: str, key: str) -> list[str]:
+    """The ids of an in_list() file: its customer_id column, else its first; blank ids left out."""
+    path = list_path(root, given, where, key)
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError):
+            rows = csv.reader(fh)
+            header = [h.strip() for h in next(rows, [])]
+            if not header:
+                raise ExpressionError(
+                    where, f"{key}: in_list() file {given} is empty", "add a customer_id header and the ids"
+                )
+            index = header.index("customer_id") if "customer_id" in header else 0
+            return [row[index] for row in rows if len(row) > index and row[index].strip()]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        # The reason only: the file's own text (a line, a field) never goes into a message.
         raise ExpressionError(
-            where, f"{key}: in_list() cannot read {path.name}", "give a UTF-8 CSV file relative to the workspace"
+            where, f"{key}: in_list() cannot read {given}: not a UTF-8 CSV file", "save the list as UTF-8 CSV"
         ) from None
-    if not header:
-        raise ExpressionError(where, f"{key}: in_list() file {path.name} is empty", "add a customer_id header")
-    names = [h.strip() for h in header]
-    return "customer_id" if "customer_id" in names else names[0]
 
 
 def _number(text: str) -> int | float | str:

@@ -13,13 +13,16 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from crmlist.campaign.expressions import VIEW_KEYS, check_functions
 from crmlist.errors import BadInputError
-from crmlist.store import duckdb_reason
+from crmlist.store import duckdb_reason, sandbox
 from crmlist.workspace import Workspace
 
 FACTS = "customer_facts"
 PACKAGED_QUERIES = Path(__file__).resolve().parent.parent / "skeleton" / "queries"
 _DESCRIPTION = re.compile(r"^\s*--\s*description:\s*(.*)$", re.IGNORECASE)
+# A table name DuckDB would read as a file (a replacement scan): a path, an extension, a glob or a URL.
+_FILE_LIKE = re.compile(r"[./\\:*?~]")
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,25 @@ def _read_view(name: str, path: Path, names: set[str]) -> View:
         raise BadInputError(where, f"not valid SQL: {_first_error(exc)}", "fix the query") from None
     if not isinstance(tree, exp.Query):
         raise BadInputError(where, "a view must be one SELECT query", "remove other statements")
+    check_functions(tree, VIEW_KEYS, where, "", "views")
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        _require_table_name(table, where)
     tables = {t.name for t in tree.find_all(exp.Table)} - ctes
     return View(name, path, sql, description, frozenset((tables & names) - {name}))
+
+
+def _require_table_name(table: exp.Table, where: str) -> None:
+    """A view reads tables and views of the database by name: never a file ('x.csv'), nor another database."""
+    name = table.this
+    if not isinstance(name, exp.Identifier):
+        return  # a table function, which check_functions has allowed (unnest)
+    if table.args.get("db") or table.args.get("catalog") or _FILE_LIKE.search(name.name):
+        raise BadInputError(
+            where,
+            f"reads {'.'.join(part.name for part in table.parts)!r}, which is not a table or view of the database",
+            "views read only the workspace's tables and views by name, never files or other databases",
+        )
 
 
 def _first_error(exc: sqlglot.errors.ParseError) -> str:
@@ -93,7 +112,12 @@ def _first_error(exc: sqlglot.errors.ParseError) -> str:
 def prepare_session(
     con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.date, exclude_run: str | None = None
 ) -> list[View]:
-    """Create run_params and every view as TEMP objects, so read-only connections can use them too."""
+    """Create run_params and every view as TEMP objects, so read-only connections can use them too.
+
+    The connection is sandboxed first (store.sandbox): views and the rules run on it afterwards can read
+    the database only, never a file, whatever their SQL says.
+    """
+    sandbox(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE run_params AS SELECT CAST($as_of AS DATE) AS as_of, "
         "CAST($exclude_run AS VARCHAR) AS exclude_run",

@@ -16,7 +16,7 @@ from crmlist import store
 from crmlist.cli.app import app, workspace_from
 from crmlist.cli.options import DbOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
 from crmlist.cli.output import Printer, Stopwatch, stdout_console
-from crmlist.errors import BadInputError, UsageError
+from crmlist.errors import UsageError
 
 if TYPE_CHECKING:
     import duckdb
@@ -286,7 +286,7 @@ def export_parquet(
 @app.command()
 def sql(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="A read-only query (SELECT, DESCRIBE, SHOW).")],
+    query: Annotated[str, typer.Argument(help="One read-only query (SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW).")],
     fmt: Annotated[
         str | None, typer.Option("--format", help="table, csv, tsv or jsonl (default: table on a terminal, else csv).")
     ] = None,
@@ -295,27 +295,20 @@ def sql(
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
 ) -> None:
-    """Run a read-only query; customer_facts and the views of queries/ are available.
+    """Run one read-only query; customer_facts and the views of queries/ are available. The query sees
+    the database only: no files, no settings, no statement that writes (exit 65).
 
     Example: crmlist sql "SELECT language, count(*) FROM customers GROUP BY 1"
     """
-    import duckdb
-
-    from crmlist.campaign.views import prepare_session
-    from crmlist.status import check_read_only
+    from crmlist.status import read_only_query
     from crmlist.workspace import parse_as_of
 
     ws = workspace_from(ctx, workspace, db)
-    check_read_only(query)
     fmt = fmt or ("table" if sys.stdout.isatty() else "csv")
     if fmt not in {"table", "csv", "tsv", "jsonl"}:
         raise UsageError("--format", f"unknown format {fmt!r}", "use table, csv, tsv or jsonl")
     with store.reader(ws.db_path, "sql", wait=wait) as con:
-        prepare_session(con, ws, parse_as_of(as_of))
-        try:
-            result = con.execute(query)
-        except duckdb.Error as exc:
-            raise BadInputError("sql", store.duckdb_reason(exc), "fix the query") from None
+        result = read_only_query(con, ws, query, parse_as_of(as_of))
         names = [d[0] for d in result.description or []]
         _print_rows(result, names, fmt)
 
