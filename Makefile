@@ -6,19 +6,20 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.dev-installed
 AS_OF := 2026-11-01
 
-.PHONY: demo test lint typecheck pytest sample-data clean
+.PHONY: demo test quick lint typecheck pytest sample-data clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e .
+# constraints.txt pins every package to the versions the tests passed with, so a fresh machine gets them.
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e .
 	touch $@
 
 # The Spark tests run in make test when Java is present, so the dev set-up brings pyspark too.
 $(DEVSTAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,spark]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,spark]'
 	touch $@
 
 demo: $(STAMP)
@@ -33,8 +34,13 @@ lint: $(DEVSTAMP)
 typecheck: $(DEVSTAMP)
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), each module on one worker so module fixtures (a Spark session) start once.
 pytest: $(DEVSTAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
+
+# The tests without Spark, stopping at the first failure: for the edit-test loop.
+quick: $(DEVSTAMP)
+	$(BIN)/pytest -n 2 --dist loadfile -x --ignore=tests/test_spark.py -k "not spark"
 
 sample-data: $(STAMP)
 	$(BIN)/python scripts/make_sample_data.py sample_data
