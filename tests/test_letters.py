@@ -730,7 +730,7 @@ def test_jsonl_bundle_content(tmp_path: Path) -> None:
     assert [r["customer_id"] for r in records] == ["C1", "C2", "C3", "C4"]
 
 
-def test_mbox_keeps_eml_messages_as_rendered(tmp_path: Path) -> None:
+def test_mbox_keeps_eml_headers_as_mime_fields(tmp_path: Path) -> None:
     config = '[sender]\nname = "Sklep & Syn"\nemail = "shop@example.com"\n'
     ws = make_ws(tmp_path, {"winback.eml.j2": EML}, config)
     result = render_letters(make_db(tmp_path), ws, job("mbox", only={"C4"}), tmp_path / "out")
@@ -740,8 +740,11 @@ def test_mbox_keeps_eml_messages_as_rendered(tmp_path: Path) -> None:
         X-Crmlist-Campaign: winback
         X-Crmlist-Cell: std
         X-Crmlist-Offer: STD10
-        Subject: STD10 für Alex
+        Subject: STD10 =?utf-8?q?f=C3=BCr?= Alex
         From: shop@example.com
+        Content-Type: text/plain; charset="utf-8"
+        Content-Transfer-Encoding: 8bit
+        MIME-Version: 1.0
 
         Dear Alex Smith,
         >From now on: €45.50, Sklep &amp; Syn.

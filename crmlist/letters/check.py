@@ -24,6 +24,7 @@ from crmlist.letters.environment import (
 )
 from crmlist.letters.filters import resolve_locale
 from crmlist.letters.job import LetterJob, RenderedLetter
+from crmlist.letters.limits import LetterClock, letter_seconds
 from crmlist.letters.pdf import TYPST_EXT, PdfEncoder
 from crmlist.workspace import Workspace
 
@@ -90,8 +91,9 @@ def sample_context(ws: Workspace, language: str | None, extra_columns: Iterable[
 def _sample_render_error(
     env: LetterSandbox, ws: Workspace, path: Path, language: str | None, extra: Iterable[str]
 ) -> CrmlistError | None:
+    template, context = compile_template(env, ws, path), sample_context(ws, language, extra)
     try:
-        compile_template(env, ws, path).render(sample_context(ws, language, extra))
+        LetterClock(letter_seconds(ws.section("letters"))).render(template, context)
     except TemplateSyntaxError as exc:  # from an included template
         return BadInputError(f"templates/{path.name}", f"included template: {exc.message}", "fix its syntax")
     except (UndefinedError, SecurityError) as exc:
@@ -149,8 +151,9 @@ def _sample_typst_error(
 ) -> CrmlistError | None:
     """A .typ.j2 template's sample letter compiled by Typst: its markup must be valid."""
     context = sample_context(ws, language, extra)
+    template = compile_template(env, ws, path)
     try:
-        text = compile_template(env, ws, path).render(context)
+        text = LetterClock(letter_seconds(ws.section("letters"))).render(template, context)
     except Exception:
         return None
     as_of = context["as_of"]

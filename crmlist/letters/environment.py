@@ -11,7 +11,17 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxEr
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from crmlist.errors import BadInputError, NotFoundError
+from crmlist.letters.eml import mark_line_breaks
 from crmlist.letters.filters import make_filters
+from crmlist.letters.limits import (
+    INTERCEPTED_BINOPS,
+    BoundedCodeGenerator,
+    bound_filters,
+    bounded_binop,
+    bounded_lipsum,
+    check_call,
+    check_concat,
+)
 from crmlist.letters.pdf import typst_finalize, typst_string
 from crmlist.workspace import Workspace
 
@@ -30,7 +40,40 @@ def _autoescape(template_name: str | None) -> bool:
 
 class LetterSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, reading `customer.x` of a plain dict as its key without a failed getattr
-    first: the row's own data is always safe to read, and this is the hot path of every letter."""
+    first: the row's own data is always safe to read, and this is the hot path of every letter.
+
+    What a template builds is bounded (crmlist.letters.limits): `*`, `+`, `**`, `%` and `~`, the str
+    methods and filters that pad or join, so that `'a' * 10**10` fails its letter instead of the machine.
+    Intercepted operators are never folded at compile time either, so `check` cannot hang on them.
+    """
+
+    intercepted_binops = INTERCEPTED_BINOPS
+    code_generator_class = BoundedCodeGenerator
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        return bounded_binop(operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        check_call(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    @staticmethod
+    def check_concat(value: str) -> str:
+        return check_concat(value)
+
+    _eml: LetterSandbox | None = None
+
+    def for_file(self, name: str) -> LetterSandbox:
+        """The environment a template file compiles in: eml templates print values with their line
+        breaks marked (crmlist.letters.eml), so that none can start a header of its own."""
+        if not name.endswith(".eml.j2") or self.finalize is not None:
+            return self
+        if self._eml is None:
+            overlay = self.overlay(finalize=mark_line_breaks, cache_size=400)  # a cache of its own
+            assert isinstance(overlay, LetterSandbox)
+            overlay.filters = self.filters
+            self._eml = overlay
+        return self._eml
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict:
@@ -50,6 +93,8 @@ def build_environment(ws: Workspace) -> LetterSandbox:
         auto_reload=False,  # templates are compiled once per run; no stat() per letter
     )
     env.filters.update(make_filters(ws.locale, ws.currency))
+    bound_filters(env.filters)
+    env.globals["lipsum"] = bounded_lipsum
     return env
 
 
@@ -211,6 +256,8 @@ def reads_variable(env: ImmutableSandboxedEnvironment, source: str | nodes.Templ
 
 def compile_template(env: ImmutableSandboxedEnvironment, ws: Workspace, path: Path) -> Template:
     """Compile a template file once; a syntax error is bad input naming the file and line."""
+    if isinstance(env, LetterSandbox):
+        env = env.for_file(path.name)
     try:
         return env.get_template(path.relative_to(ws.templates_dir).as_posix())
     except TemplateSyntaxError as exc:

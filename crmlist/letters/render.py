@@ -16,6 +16,7 @@ import pyarrow as pa
 from jinja2 import Template, TemplateSyntaxError
 
 from crmlist.errors import NotFoundError, UsageError
+from crmlist.letters.eml import eml_message
 from crmlist.letters.environment import (
     LetterSandbox,
     build_environment,
@@ -31,6 +32,7 @@ from crmlist.letters.environment import (
 )
 from crmlist.letters.filters import resolve_locale
 from crmlist.letters.job import CustomerIds, LetterFailure, LetterJob, RenderedChunk, RenderedLetter
+from crmlist.letters.limits import LetterClock, bounded_join, letter_seconds
 from crmlist.letters.pdf import TYPST_EXT, PdfEncoder, address_lines
 from crmlist.letters.writers import LetterEncoder, letters_folder, write_letter_files
 from crmlist.workspace import Workspace
@@ -147,6 +149,9 @@ class Renderer:
         self._wanted: set[str] | None = set(_ALWAYS_COLUMNS | (_ADDRESS_COLUMNS if self.pdf else set()))
         # whether any template reads `recommendations`: if none does, no run computes them
         self.wants_recommendations = False
+        self._mime = job.letters_format != "jsonl"  # jsonl keeps an eml letter's text as rendered
+        # a letter rendering too long fails: render_chunk runs the clock
+        self.clock = LetterClock(letter_seconds(ws.section("letters")))
 
     def columns(self, available: list[str]) -> list[str]:
         """The columns of a targets table the letters need: fewer to sort, stream and convert."""
@@ -267,11 +272,20 @@ class Renderer:
         context["recommendations"] = recommendations
         context["locale"] = locale
         failure: LetterFailure | None = None
+        clock = self.clock
         try:
-            text: str | None = _render(template, context)
+            clock.letter += 1  # the clock looks at this letter while busy (LetterClock)
+            clock.busy = True
+            try:
+                text: str | None = _render(template, context)
+            finally:
+                clock.busy = False
+            if ext == "eml":  # headers as structured fields: a value cannot add one
+                text = eml_message(text, mime=self._mime)  # type: ignore[arg-type]
         except TemplateSyntaxError as exc:  # an included template: bad input, stops the run
             raise syntax_error(exc, file_name) from None
         except Exception as exc:
+            clock.busy = False
             where, line = self._template_line(exc, file_name)
             error = scrub_message(f"{type(exc).__name__}: {exc}", customer)
             text, failure = None, LetterFailure(customer_id, where, line, error)
@@ -282,7 +296,8 @@ class Renderer:
 
     def render_chunk(self, batch: pa.RecordBatch) -> RenderedChunk:
         """A batch rendered and encoded for the writer: what a worker sends back to the parent."""
-        letters, customers = self.render_batch(batch)
+        with self.clock.running():
+            letters, customers = self.render_batch(batch)
         chunk = RenderedChunk()
         good = [i for i, letter in enumerate(letters) if letter.failure is None]
         failed = {i: letter.failure for i, letter in enumerate(letters) if letter.failure is not None}
@@ -314,10 +329,11 @@ class Renderer:
 
 
 def _render(template: Template, context: dict[str, Any]) -> str:
-    """Template.render without copying the context again: it holds the globals already."""
+    """Template.render without copying the context again (it holds the globals already), its output
+    bounded (bounded_join)."""
     env = template.environment
     try:
-        return "".join(template.root_render_func(env.context_class(env, context, template.name, template.blocks)))
+        return bounded_join(template.root_render_func(env.context_class(env, context, template.name, template.blocks)))
     except Exception:
         template.environment.handle_exception()  # re-raises with the template's own line numbers
         raise

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from crmlist.errors import CrmlistError
 from crmlist.letters.job import LetterJob, RenderedChunk
+from crmlist.letters.limits import limit_worker_memory
 from crmlist.letters.render import Renderer
 from crmlist.workspace import Workspace
 
@@ -26,10 +27,11 @@ class WorkerError:
 
 
 def start_renderer(ws: Workspace, job: LetterJob, names: list[str], out_dir: Path) -> None:
-    """The worker's initializer: compile the templates once."""
+    """The worker's initializer: compile the templates once, then cap the memory letters may take."""
     global _renderer
     _renderer = Renderer(ws, job, out_dir)
     _renderer.prepare(names)
+    limit_worker_memory()
     gc.freeze()  # modules and compiled templates live as long as the worker: keep them out of every GC pass
 
 
