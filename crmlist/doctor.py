@@ -37,6 +37,8 @@ KNOWN_KEYS: dict[str, Any] = {
     "response": {"window_days"},
     "report": {"margin"},
     "dates": {"earliest", "latest"},
+    "file_mode": None,
+    "letters": {"max_seconds"},
     # [engine.conf] holds any Spark setting, so its keys are free-form (None).
     "engine": {key: (set(SPARK_TABLES) if key == "sources" else None) for key in ENGINE_KEYS},
 }

@@ -2,8 +2,11 @@
 
 A line holds when, which command, its arguments (file and campaign names, options and their values; the
 text of a `crmlist sql` query is left out, since it may quote a customer's email or name), the exit code,
-the duration, the counts of the command's summary and its run id. Lines are appended with one write to
-a file opened in append mode, so several crmlist processes (cron jobs) can share one log.
+the duration, the counts of the command's summary, its run id and the sha256 of the rule files it ran.
+A rule's text never goes in (`email <> 'jan@firma.pl'` is personal data): a waterfall step of an
+audience `where` or `exclude` is named by its key (`audience.where[1]`); the run folder keeps the text.
+Lines are appended with one write to a file opened in append mode, so several crmlist processes (cron
+jobs) can share one log.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +94,33 @@ def _positional(args: list[str]) -> list[int]:
     return indexes
 
 
+_RULE_STEP = re.compile(r"^(where|exclude): ")
+
+
+def rule_free_counts(counts: Any) -> Any:
+    """Counts with every waterfall step that quotes a rule's text named by its key instead: the step
+    "where: email <> 'jan@firma.pl'" becomes "audience.where[0]" (the index in the rule file)."""
+    if isinstance(counts, dict):
+        return {k: _rule_free_steps(v) if k == "waterfall" else rule_free_counts(v) for k, v in counts.items()}
+    return counts
+
+
+def _rule_free_steps(steps: Any) -> Any:
+    if not isinstance(steps, list):
+        return steps
+    seen = {"where": 0, "exclude": 0}
+    out = []
+    for step in steps:
+        name = step[0] if isinstance(step, list | tuple) and step else None
+        found = _RULE_STEP.match(name) if isinstance(name, str) else None
+        if found:
+            kind = found.group(1)
+            step = [f"audience.{kind}[{seen[kind]}]", *step[1:]]
+            seen[kind] += 1
+        out.append(step)
+    return out
+
+
 def command_record(
     args: list[str], exit_code: int, seconds: float, summary: dict[str, Any], error: str | None = None
 ) -> dict[str, Any]:
@@ -103,9 +134,11 @@ def command_record(
         "pid": os.getpid(),
     }
     if isinstance(summary.get("counts"), dict):
-        record["counts"] = summary["counts"]
+        record["counts"] = rule_free_counts(summary["counts"])
     if summary.get("run_id"):
         record["run_id"] = summary["run_id"]
+    if summary.get("rules_sha256"):
+        record["rules_sha256"] = summary["rules_sha256"]
     if error:
         record["error"] = error
     return record
@@ -115,7 +148,11 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append the record as one line; raises OSError when the log cannot be written."""
     line = (json.dumps(record, ensure_ascii=False, default=str, sort_keys=False) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:  # a new log is 0640 whatever the umask (crmlist's is owner-only): it holds no personal data
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+        os.fchmod(fd, 0o640)
+    except FileExistsError:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
         os.write(fd, line)
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from crmlist.errors import OutputError, UsageError
+from crmlist.newfiles import create_new
 from crmlist.testing_hooks import pause_point
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx")
@@ -39,13 +40,15 @@ def format_from_path(path: str, given: str | None) -> str:
 
 @contextlib.contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a hidden temp path beside target; on success fsync and rename it over target."""
+    """Yield a hidden temp file made anew beside target (create_new); on success fsync and rename it
+    over target. A link at target is replaced, never followed."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(str(target.parent), f"cannot create folder: {exc.strerror}", "check the path") from None
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
+        os.close(create_new(tmp))
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

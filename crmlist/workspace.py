@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crmlist.errors import BadInputError, UsageError
+from crmlist.errors import BadInputError, OutputError, UsageError
 
 CONFIG_NAME = "crmlist.toml"
 DB_NAME = "crmlist.duckdb"
+DEFAULT_FILE_MODE = 0o600  # files crmlist writes (database, lists, letters, exports): owner-only
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,29 @@ class Workspace:
     def sender(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.config.get("sender", {}).items()}
 
+    @property
+    def file_mode(self) -> int:
+        """crmlist.toml `file_mode` ("0640"): the mode of the files crmlist creates; folders get x where
+        the mode gives r. Owner-only (0600, folders 0700) unless widened; never wider than 0666."""
+        value = self.config.get("file_mode", DEFAULT_FILE_MODE)
+        try:
+            mode = int(value, 8) if isinstance(value, str) else value
+        except ValueError:
+            mode = None
+        if isinstance(mode, bool) or not isinstance(mode, int) or mode & ~0o666 or mode & 0o600 != 0o600:
+            raise BadInputError(
+                f"{CONFIG_NAME}: file_mode",
+                f"{value!r} is not a file mode crmlist can use",
+                'give octal text with owner read-write and no execute bits, e.g. file_mode = "0640"',
+            )
+        return mode
+
+    @property
+    def umask(self) -> int:
+        """The process umask that gives file_mode to new files and its folder mode to new folders."""
+        mode = self.file_mode
+        return 0o777 & ~(mode | (mode & 0o444) >> 2)
+
     def section(self, *path: str) -> dict[str, Any]:
         """A nested table of crmlist.toml (`section("load", "customers")`), empty when absent."""
         node: Any = self.config
@@ -75,6 +99,44 @@ def open_workspace(workspace: str | Path | None = None, db: str | Path | None = 
     # Resolved, so that a symlinked path to the same database takes the same lock (`<real db>.lock`).
     db_path = (Path.cwd() / db_path).resolve()
     return Workspace(root=root, db_path=db_path, config=config)
+
+
+def protected_paths(ws: Workspace) -> tuple[dict[Path, str], dict[Path, str]]:
+    """The files and the folders of the workspace an output must never replace or land in."""
+    db = ws.db_path
+    files = {
+        db: "database",
+        db.with_name(db.name + ".wal"): "database's write-ahead log",
+        db.with_name(db.name + ".lock"): "database's lock file",
+        ws.root / CONFIG_NAME: "configuration",
+    }
+    folders = {ws.queries_dir: "queries/ folder", ws.templates_dir: "templates/ folder"}
+    return files, folders
+
+
+def _spellings(path: Path) -> set[Path]:
+    """A path as written (made absolute) and with every link resolved."""
+    return {Path(os.path.abspath(path)), path.resolve()}
+
+
+def guard_output(ws: Workspace, path: str | Path, option: str) -> None:
+    """Refuse (exit 73) an output path that is, or is inside, what the workspace runs on: the database,
+    its .wal and .lock, crmlist.toml, queries/ and templates/ (resolved paths compared, links too)."""
+    files, folders = protected_paths(ws)
+    targets = _spellings(Path(path).expanduser())
+    for protected, what in files.items():
+        if targets & _spellings(protected):
+            raise _protected(path, what, option)
+    for protected, what in folders.items():
+        for folder in _spellings(protected):
+            if any(t == folder or t.is_relative_to(folder) for t in targets):
+                raise _protected(path, what, option)
+
+
+def _protected(path: str | Path, what: str, option: str) -> OutputError:
+    return OutputError(
+        str(path), f"is the workspace's {what}; crmlist never writes over it", f"choose another {option}, e.g. in out/"
+    )
 
 
 def read_config(path: Path) -> dict[str, Any]:

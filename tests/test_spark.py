@@ -419,7 +419,9 @@ def test_control_split_and_global_control_match_the_hash(spark: Any, tmp_path: P
         salt = "s1"
     """
     files = {
-        "customers": write_csv(data / "c.csv", "customer_id,email,email_opt_in", [(i, f"{i}@x.example", "true") for i in ids]),
+        "customers": write_csv(
+            data / "c.csv", "customer_id,email,email_opt_in", [(i, f"{i}@x.example", "true") for i in ids]
+        ),
         "contacts": write_csv(
             data / "h.csv",
             "run_id,campaign,customer_id,is_control,as_of",

@@ -15,6 +15,7 @@ from crmlist.campaign.evaluate import SELECTED_TABLE, evaluate
 from crmlist.campaign.model import Campaign, load_campaign
 from crmlist.campaign.runner import RunResult, prepare_letter_targets, recover, swap_into_place
 from crmlist.errors import BadInputError, NotFoundError
+from crmlist.logs import rule_free_counts
 from crmlist.outputs import sha256_file, write_json
 from crmlist.workspace import Workspace
 
@@ -45,7 +46,9 @@ def resume_letters(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str, j
     fmt = manifest.get("letters_format", "files")
     tmp = folder.with_name(f".{run_id}.tmp-{os.getpid()}")
     try:
-        shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("manifest.json", "failed.csv"))
+        # links are copied as links: crmlist never reads or writes through one planted in a run folder
+        ignored = shutil.ignore_patterns("manifest.json", "failed.csv")
+        shutil.copytree(folder, tmp, symlinks=True, ignore=ignored)
         # A bundle is one file: it is rendered again whole; letter files: only the missing ones.
         wanted = set(failed)
         job = LetterJob(name, as_of, fmt, only_ids=wanted if fmt == "files" else None, jobs=jobs)
@@ -53,7 +56,7 @@ def resume_letters(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str, j
         new = [cid for cid in letters.written if cid in wanted]
         counts |= {"letters": counts.get("letters", 0) + len(new), "failed": len(letters.failed)}
         status = "partial" if letters.failed else "complete"
-        manifest |= {"status": status, "counts": counts}
+        manifest |= {"status": status, "counts": rule_free_counts(counts)}
         manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         write_json(tmp / "manifest.json", manifest)
         _record_resumed(con, campaign, run_id, as_of, new, status, counts)

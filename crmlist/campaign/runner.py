@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ from crmlist.campaign.identity import RecordedRun, changes, recorded_wave, run_i
 from crmlist.campaign.model import Campaign, load_campaign
 from crmlist.engines import engine_settings
 from crmlist.errors import CrmlistError, OutputError, WaveRecordedError
+from crmlist.logs import rule_free_counts
+from crmlist.newfiles import create_new, refuse_link
 from crmlist.outputs import sha256_file, write_json, write_query, write_rows_csv
 from crmlist.testing_hooks import pause_point
 from crmlist.workspace import Workspace
@@ -37,6 +40,7 @@ class RunResult:
     failed: int = 0
     folder_exists: bool = True
     failed_ids: list[str] = field(default_factory=list)
+    rules_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ def _write_run(
 ) -> RunResult:
     from crmlist.letters import LetterJob, LetterResult, render_letters  # Jinja2 and Babel load here
 
+    refuse_link(tmp.parent, "--out")  # out/CAMPAIGN planted as a link to another folder
     try:
         tmp.mkdir(parents=True)
     except OSError as exc:
@@ -170,6 +175,7 @@ def _write_run(
             else None,
         )
     status = "partial" if letters.failed else "complete"
+    rules = _copy_rules(campaign.path, tmp / RULES_COPY)
     files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     manifest = {
         "run_id": run_id,
@@ -177,8 +183,8 @@ def _write_run(
         "as_of": selection.as_of.isoformat(),
         "status": status,
         "channel": campaign.channel,
-        "counts": counts,
-        "rules_sha256": sha256_file(campaign.path),
+        "counts": rule_free_counts(counts),  # a rule's text may quote personal data: rules.toml keeps it
+        "rules_sha256": rules,
         "files": files,
         "letters_format": settings.letters_format,
         "engine": selection.engine,
@@ -186,7 +192,25 @@ def _write_run(
     pause_point("run:before-manifest")
     write_json(tmp / "manifest.json", manifest)
     failed_ids = [f.customer_id for f in letters.failed]
-    return RunResult(run_id, campaign.name, selection.as_of, final, status, counts, len(failed_ids), True, failed_ids)
+    return RunResult(
+        run_id, campaign.name, selection.as_of, final, status, counts, len(failed_ids), True, failed_ids, rules
+    )
+
+
+RULES_COPY = "rules.toml"  # the rule file as the run read it, owner-only whatever file_mode says
+
+
+def _copy_rules(source: Path, target: Path) -> str:
+    """Copy the rule file into the run folder (0600); returns its sha256."""
+    data = source.read_bytes()
+    try:
+        fd = create_new(target)
+        os.fchmod(fd, 0o600)
+        with open(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise OutputError(str(target), f"cannot write: {exc.strerror}", "check the path and free space") from None
+    return hashlib.sha256(data).hexdigest()
 
 
 def wants_letters(ws: Workspace, campaign: Campaign) -> bool:
@@ -258,7 +282,7 @@ def _record(
                 selection.as_of,
                 result.status,
                 str(final),
-                sha256_file(selection.campaign.path),
+                result.rules_sha256 or sha256_file(selection.campaign.path),
                 json.dumps(result.counts),
                 now,
                 now,
@@ -328,4 +352,5 @@ def _committed(con: duckdb.DuckDBPyConnection, tmp: Path, run_id: str, final: Pa
         counts = json.loads(manifest.read_text(encoding="utf-8")).get("counts")
     except (OSError, ValueError):
         return False
-    return bool(counts == json.loads(row[1] or "null"))
+    recorded = json.loads(row[1] or "null")
+    return bool(counts in (rule_free_counts(recorded), recorded))  # earlier manifests kept the rule text

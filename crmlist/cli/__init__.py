@@ -47,6 +47,7 @@ def _interrupt_queries(read_fd: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `crmlist` script."""
+    os.umask(0o077)  # owner-only until the workspace's file_mode says otherwise (workspace_from)
     _install_signal_handlers()
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:  # answer before importing DuckDB, sqlglot and the commands

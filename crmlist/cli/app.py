@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -41,7 +42,9 @@ def main_options(
 def workspace_from(ctx: typer.Context, workspace: Path | None, db: Path | None) -> Workspace:
     """The workspace from the command's options, else the ones given before the command."""
     root = ctx.find_root().obj or {}
-    return open_workspace(workspace or root.get("workspace"), db or root.get("db"))
+    ws = open_workspace(workspace or root.get("workspace"), db or root.get("db"))
+    os.umask(ws.umask)  # every file and folder the command creates, the database too, gets file_mode
+    return ws
 
 
 __all__ = ["app", "parse_as_of", "workspace_from"]

@@ -24,7 +24,7 @@ from crmlist.cli.options import (
 )
 from crmlist.cli.output import Printer, Stopwatch, stdout_console
 from crmlist.errors import EXIT_ERROR, EXIT_PARTIAL, MultipleErrors, UsageError
-from crmlist.workspace import Workspace, parse_as_of
+from crmlist.workspace import Workspace, guard_output, parse_as_of
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign name: the stem of queries/NAME.toml.")]
 
@@ -202,6 +202,7 @@ def run(
     from crmlist.cli.render import show_run
 
     ws = workspace_from(ctx, workspace, db)
+    guard_output(ws, out or ws.out_dir, "--out")
     printer = Printer(quiet, json_)
     results = []
     watch = Stopwatch()
@@ -222,6 +223,7 @@ def run(
         counts={r.campaign: r.counts for r in results},
         paths={r.campaign: str(r.folder) for r in results},
         status={r.campaign: r.status for r in results},
+        rules_sha256={r.campaign: r.rules_sha256 for r in results if r.rules_sha256},
         timings=watch.timings(),
     )
     if partial:
@@ -256,6 +258,8 @@ def export(
 
     ws = workspace_from(ctx, workspace, db)
     kind = format_from_path(output if output != "-" else "", fmt)
+    if output != "-":
+        guard_output(ws, output, "-o")
     watch = Stopwatch()
     with store.reader(ws.db_path, "export", wait=wait) as con:
         watch.lap("open")
@@ -322,6 +326,7 @@ def letters(
         return
     if out is None:
         raise UsageError("letters", "--out is required (or --resume RUN_ID)", "pass --out DIR")
+    guard_output(ws, out, "--out")
     written, failed = _proof_letters(ws, name, out, as_of, letters_format, wait, jobs)
     printer.notice(f"{name}: {written} letters written to {out}, {failed} failed")
     printer.result("letters", ok=not failed, counts={"letters": written, "failed": failed}, paths={"out": str(out)})

@@ -229,6 +229,7 @@ def rejects(
     Example: crmlist rejects --table customers -o customers-to-fix.csv
     """
     from crmlist.outputs import format_from_path, write_output
+    from crmlist.workspace import guard_output
 
     ws = workspace_from(ctx, workspace, db)
     where = "WHERE table_name = $table" if table else ""
@@ -244,6 +245,8 @@ def rejects(
                 writer.writerows(rows)
             return
         kind = format_from_path(output if output != "-" else "", fmt)
+        if output != "-":
+            guard_output(ws, output, "-o")
         sql = f"SELECT {columns}, raw_line FROM load_rejects {where} ORDER BY table_name, file, line, column_name"
         n = write_output(con, sql, params, output, kind)
     printer = Printer(quiet, json_ and output != "-")
@@ -269,11 +272,13 @@ def export_parquet(
     """
     from crmlist.engines import SOURCE_TABLES
     from crmlist.engines.lake import export_parquet as write_lake
+    from crmlist.workspace import guard_output
 
     unknown = [t for t in tables if t not in SOURCE_TABLES]
     if unknown:
         raise UsageError("--table", f"unknown table {unknown[0]!r}", f"use one of: {', '.join(SOURCE_TABLES)}")
     ws = workspace_from(ctx, workspace, db)
+    guard_output(ws, folder, "the lake folder")
     with store.reader(ws.db_path, "export-parquet", wait=wait) as con:
         rows = write_lake(con, folder, tuple(tables) or SOURCE_TABLES)
     printer = Printer(quiet, json_)

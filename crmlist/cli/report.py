@@ -13,6 +13,7 @@ from crmlist.cli.app import app, workspace_from
 from crmlist.cli.options import DbOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
 from crmlist.cli.output import Printer, stdout_console
 from crmlist.errors import UsageError
+from crmlist.workspace import guard_output
 
 if TYPE_CHECKING:
     from crmlist.report import Comparison, Report
@@ -82,6 +83,8 @@ def report(
     _check_choice(name, all_campaigns, programme, period=bool(date_from or date_to), runs=bool(run_id or all_runs))
     start, end = parse_day("--from", date_from), parse_day("--to", date_to)
     ws = workspace_from(ctx, workspace, db)
+    if chart is not None:
+        guard_output(ws, chart, "--chart")
     result: Report | Comparison
     with store.reader(ws.db_path, "report", wait=wait) as con:
         if programme:

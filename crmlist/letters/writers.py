@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import email.policy
 import hashlib
 import io
 import os
@@ -19,8 +18,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from crmlist.errors import OutputError
+from crmlist.letters.eml import POLICY, set_body
 from crmlist.letters.job import LetterFailure, LetterJob, RenderedLetter
 from crmlist.letters.pdfmerge import PdfConcatenator
+from crmlist.newfiles import NEW_FILE, create_new, refuse_link
 
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
 _DEVICE_NAMES = frozenset(
@@ -28,7 +29,7 @@ _DEVICE_NAMES = frozenset(
 )
 MAX_NAME_BYTES = 200
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # fixed so that zips are byte-identical across runs
-_POLICY = email.policy.default.clone(linesep="\n")
+_POLICY = POLICY
 _FROM_LINE_RE = re.compile(r"^(>*From )", re.MULTILINE)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -65,7 +66,7 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
 def _write_atomic(target: Path, data: bytes) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        with tmp.open("wb") as fh:
+        with open(create_new(tmp), "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -127,10 +128,7 @@ class LetterEncoder:
         msg["Date"] = self.date
         for key, value in tags.items():
             msg[key] = _one_line(value)
-        long_lines = any(len(line.encode("utf-8")) > 900 for line in text.split("\n"))
-        subtype = "html" if letter.ext == "html" else "plain"
-        cte = "quoted-printable" if long_lines else "8bit"
-        msg.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
+        set_body(msg, text, "html" if letter.ext == "html" else "plain")
         return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
 
 
@@ -175,27 +173,36 @@ class LetterWriter:
 
 
 def write_letter_files(folder: Path, files: list[tuple[str, bytes]]) -> None:
-    """Each (name, bytes) as folder/name with one open, write and close; the renderer that made them
-    writes them (in a worker process, beside the others), so the parent never touches a letter."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    """Each (name, bytes) as folder/name, a file made anew (O_EXCL, O_NOFOLLOW: never through a link);
+    where a file of that name is there already (a reused folder), a new one is written beside it and
+    renamed over it. The renderer that made them writes them (in a worker process, beside the others),
+    so the parent never touches a letter."""
     try:
-        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise _output_error(folder, exc) from None
     try:
         for name, data in files:
             try:
-                fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
                 try:
-                    done = os.write(fd, data)  # one call for a letter; a short write (a full disk) goes on
-                    while done < len(data):
-                        done += os.write(fd, memoryview(data)[done:])
-                finally:
-                    os.close(fd)
+                    _write_new(os.open(name, NEW_FILE, 0o666, dir_fd=dir_fd), data)
+                except FileExistsError:
+                    tmp = f".{name}.tmp-{os.getpid()}"
+                    _write_new(create_new(tmp, dir_fd), data)
+                    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except OSError as exc:
                 raise _output_error(folder / name, exc) from None
     finally:
         os.close(dir_fd)
+
+
+def _write_new(fd: int, data: bytes) -> None:
+    try:
+        done = os.write(fd, data)  # one call for a letter; a short write (a full disk) goes on
+        while done < len(data):
+            done += os.write(fd, memoryview(data)[done:])
+    finally:
+        os.close(fd)
 
 
 class FileLetters(LetterWriter):
@@ -204,6 +211,7 @@ class FileLetters(LetterWriter):
 
     def __init__(self, out_dir: Path) -> None:
         self.folder = letters_folder(out_dir)
+        refuse_link(self.folder, "--out")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -230,7 +238,7 @@ class _Bundle(LetterWriter):
         self.tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self.fh: IO[bytes] = self.tmp.open("wb")
+            self.fh: IO[bytes] = open(create_new(self.tmp), "wb")  # noqa: SIM115  (closed by close or abort)
         except OSError as exc:
             raise _output_error(target, exc) from None
 

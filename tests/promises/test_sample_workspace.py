@@ -113,6 +113,7 @@ def test_readme_tour_then_measuring_run_as_written_in_a_new_workspace(tmp_path: 
         "control.csv",
         "letters",
         "manifest.json",
+        "rules.toml",
         "targets.csv",
         "waterfall.csv",
     ]
