@@ -13,10 +13,10 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
+import outsider
 import pytest
 
 AS_OF = "2026-11-01"
@@ -25,17 +25,8 @@ ENV_SECRET = "TOPSECRET-ENV-0815"
 
 
 def crmlist(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMLIST_")}
-    env |= {"NO_COLOR": "1", "SECRET_PROBE": ENV_SECRET}
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        timeout=120,
-    )
+    """The command with a secret in its environment that no output may show."""
+    return outsider.crmlist(*args, cwd=cwd, env={"SECRET_PROBE": ENV_SECRET}, timeout=120)
 
 
 def snapshot(root: Path) -> dict[str, str]:

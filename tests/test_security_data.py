@@ -6,25 +6,10 @@ Each test loads files the test writes into a workspace made by `crmlist init`, t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
 import pytest
-
-
-def crmlist(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=120,
-    )
+from outsider import crmlist, query
 
 
 @pytest.fixture
@@ -35,11 +20,7 @@ def ws(tmp_path: Path) -> Path:
 
 
 def rows(ws: Path, sql: str) -> list[tuple[object, ...]]:
-    db = ws / "crmlist.duckdb"
-    if not db.exists():
-        return []
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql).fetchall()
+    return query(ws / "crmlist.duckdb", sql)
 
 
 def test_line_breaks_and_nul_in_one_line_fields_are_rejected_per_row(ws: Path) -> None:

@@ -5,45 +5,15 @@ Each test drives the real command in a subprocess on a workspace made by `crmlis
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+from outsider import crmlist, start_paused
 
 BUSY_HINT = "hint: retry later, or pass --wait SECONDS to wait for it\n"
-
-
-def crmlist(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        timeout=120,
-    )
-
-
-def start_paused(point: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
-    """A crmlist process stopped at a test pause point (it sleeps there for a minute)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "CRMLIST_TEST_PAUSE": point},
-    )
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert line == f"crmlist: test pause at {point} (PID {proc.pid})\n", line + proc.stderr.read()
-    return proc
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ import email.policy
 import hashlib
 import json
 import mailbox
-import os
 import stat
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import duckdb
 import pytest
+from outsider import crmlist
 
 CUSTOMERS = """\
 customer_id,first_name,last_name,gender,email,email_opt_in,language,city
@@ -33,18 +32,6 @@ RULE = 'description = "Everyone with consent"\nchannel = "email"\ntemplate = "he
 EML = "Subject: Hello {{ customer.first_name }}\nTo: {{ customer.email }}\n\nDear {{ customer.first_name }},\nbye\n"
 AS_OF = "2026-11-01"
 INJECTED = "Eve\r\nBcc: attacker@evil.example"
-
-
-def crmlist(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        timeout=180,
-    )
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ at a pause point, in the workspace's own out/ and in an --out folder outside the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from outsider import crmlist, start_paused
 
 AS_OF = "2026-11-01"
 CUSTOMERS = """\
@@ -38,41 +37,11 @@ where = ["frequency >= 2"]
 RUN_FIX = "the next writer (crmlist load, run) finishes or removes it; or delete it"
 
 
-def crmlist(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=_env(),
-        timeout=120,
-    )
-
-
-def _env(**extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRMLIST_")}
-    return {**clean, "NO_COLOR": "1", **extra}
-
-
 def killed_at(point: str, *args: str, cwd: Path) -> int:
     """Start crmlist, wait until it pauses at `point`, SIGKILL it; returns its PID."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(CRMLIST_TEST_PAUSE=point, CRMLIST_TEST_PAUSE_SECONDS="120"),
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert line == f"crmlist: test pause at {point} (PID {proc.pid})\n", line
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
+    proc = start_paused(point, *args, cwd=cwd, seconds=120)
+    proc.kill()
+    proc.communicate(timeout=60)
     return proc.pid
 
 

@@ -12,17 +12,15 @@ import ast
 import csv
 import io
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from outsider import crmlist, ok
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-11-01"
@@ -79,25 +77,6 @@ lake = "lake"
 "spark.sql.shuffle.partitions" = "2"
 "spark.ui.enabled" = "false"
 """
-
-
-def crmlist(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRMLIST_")}
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**clean, "NO_COLOR": "1"},
-        timeout=600,
-    )
-
-
-def ok(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = crmlist(*args, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 @pytest.fixture

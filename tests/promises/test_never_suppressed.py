@@ -12,14 +12,12 @@ import csv
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
 import duckdb
 import pytest
+from outsider import crmlist, ok
 
 AS_OF = "2026-11-01"
 JOSE_NFD = unicodedata.normalize("NFD", "José")
@@ -87,28 +85,6 @@ def is_control(customer_id: str) -> bool:
     """DESIGN.md section 4: the first 16 hex digits of sha256(salt:customer_id) mod 10000 < percent x 100."""
     digest = hashlib.sha256(f"{SALT}:{customer_id}".encode()).hexdigest()
     return int(digest[:16], 16) % 10000 < PERCENT * 100
-
-
-def crmlist(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The installed command, as a script runs it: no terminal, stdin closed, no colours."""
-    installed = Path(sys.executable).parent / "crmlist"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "crmlist"]
-    return subprocess.run(
-        [*command, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=180,
-    )
-
-
-def ok(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = crmlist(*args, cwd=cwd)
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    return done
 
 
 def write(ws: Path, name: str, text: str) -> str:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import duckdb
+import outsider
 import pytest
+from outsider import crmlist, ok
 
 AS_OF = "2026-11-01"
 CUSTOMERS = """\
@@ -90,25 +90,6 @@ offer = "TV5"
 """
 
 
-def crmlist(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The command as cron runs it: no terminal, stdin closed, no colours."""
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=180,
-    )
-
-
-def ok(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = crmlist(*args, cwd=cwd)
-    assert done.returncode == 0, (args, done.stderr)
-    return done
-
-
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
     ws = tmp_path / "shop"
@@ -155,8 +136,7 @@ def nightly(ws: Path, campaigns: str = "lapsed") -> subprocess.CompletedProcess[
 
 
 def query(ws: Path, sql: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(ws / "crmlist.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
+    return outsider.query(ws / "crmlist.duckdb", sql)
 
 
 def contacted_twice(ws: Path) -> list[tuple[object, ...]]:
