@@ -22,15 +22,17 @@ GROUP BY ch.run_id
 ORDER BY run_as_of DESC, run_finished DESC NULLS LAST, ch.run_id DESC
 """
 NO_HISTORY_HINT = "none yet: record one with crmlist run CAMPAIGN, or crmlist load contacts FILE"
-# One unit per contact_history row (run, customer): a customer in two pooled runs counts in both.
+# A campaign's contact rows: targets and its own control group (global control members are not its).
+_CAMPAIGN_POPULATION = """
+SELECT run_id, customer_id, as_of, is_control, campaign, coalesce(nullif(trim(cell), ''), 'all') AS cell,
+       coalesce(nullif(trim(channel), ''), CAST($channel AS VARCHAR)) AS channel
+FROM contact_history
+WHERE campaign = $campaign AND list_contains($runs, run_id) AND is_control IS NOT NULL
+  AND customer_id IS NOT NULL AND control_group IS DISTINCT FROM 'global'
+"""
+# One unit per population row (run, customer): a customer in two pooled runs counts in both.
 _UNITS = """
-WITH pop AS (
-    SELECT run_id, customer_id, as_of, is_control, coalesce(nullif(trim(cell), ''), 'all') AS cell,
-           coalesce(nullif(trim(channel), ''), CAST($channel AS VARCHAR)) AS channel
-    FROM contact_history
-    WHERE campaign = $campaign AND list_contains($runs, run_id) AND is_control IS NOT NULL
-      AND customer_id IS NOT NULL AND control_group IS DISTINCT FROM 'global'
-),
+WITH pop AS ({pop}),
 hits AS ({hits}),
 units AS (
     SELECT p.cell, p.is_control, p.channel, p.run_id, p.customer_id, count(h.customer_id) > 0 AS responded,
@@ -41,11 +43,12 @@ units AS (
 SELECT cell, is_control, channel, count(*), count_if(responded), sum(cents), sum(cents * cents)
 FROM units GROUP BY ALL ORDER BY ALL
 """
-# Both ends of the window are inclusive: as_of <= day <= as_of + window_days.
+# Both ends of the window are inclusive: as_of <= day <= as_of + window_days. A response counts for the
+# row's campaign when its campaign names it or is blank.
 _FROM_RESPONSES = """
 SELECT p.run_id, p.customer_id, r.revenue FROM pop AS p JOIN responses AS r ON r.customer_id = p.customer_id
 WHERE r.responded_at BETWEEN p.as_of AND p.as_of + CAST($window AS INTEGER)
-  AND (nullif(trim(r.campaign), '') IS NULL OR trim(r.campaign) = $campaign)
+  AND (nullif(trim(r.campaign), '') IS NULL OR trim(r.campaign) = p.campaign)
   AND (CAST($offer_code AS VARCHAR) IS NULL OR trim(r.offer_code) = CAST($offer_code AS VARCHAR))
 """
 _FROM_PURCHASES = """
@@ -126,21 +129,26 @@ def measure_population(
     con: duckdb.DuckDBPyConnection, campaign: str, runs: list[RunInfo], settings: Settings
 ) -> Population:
     """Responders and revenue per cell and group: responses rows, or purchases when there are none."""
+    params: dict[str, Any] = {"campaign": campaign, "runs": [r.run_id for r in runs], "channel": settings.channel}
+    return tally_population(con, _CAMPAIGN_POPULATION, params, settings)
+
+
+def tally_population(
+    con: duckdb.DuckDBPyConnection, pop: str, params: dict[str, Any], settings: Settings
+) -> Population:
+    """Per `cell` of the rows `pop` selects (run_id, customer_id, as_of, is_control, campaign, cell, channel):
+    the units of targets and controls, their responders and revenue, and the targets per channel."""
     has_responses = con.execute("SELECT EXISTS (SELECT 1 FROM responses)").fetchone()
     source = "responses" if has_responses and has_responses[0] else "purchases"
-    params: dict[str, Any] = {
-        "campaign": campaign,
-        "runs": [r.run_id for r in runs],
-        "channel": settings.channel,
-        "window": settings.window_days,
-    }
+    hits = _FROM_RESPONSES if source == "responses" else _FROM_PURCHASES
+    params = params | {"window": settings.window_days}
     if source == "responses":
-        hits, params["offer_code"] = _FROM_RESPONSES, settings.offer_code
+        params["offer_code"] = settings.offer_code
     else:
-        hits, params["category"] = _FROM_PURCHASES, settings.category
+        params["category"] = settings.category
     population = Population(source)
     for cell, is_control, channel, n, responders, cents, cents_sq in con.execute(
-        _UNITS.format(hits=hits), params
+        _UNITS.format(pop=pop, hits=hits), params
     ).fetchall():
         sides = population.groups.setdefault(cell, {True: Group(), False: Group()})
         sides[is_control] = sides[is_control] + Group(int(n), int(responders), int(cents), int(cents_sq))
