@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -151,6 +152,17 @@ def setting(con: duckdb.DuckDBPyConnection, name: str, value: str, when: bool = 
     finally:
         with contextlib.suppress(duckdb.Error):  # a stopped command may have lost its connection
             con.execute(f"SET {name} = ?", [before if before is not None else ""])
+
+
+def table_digest(
+    con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE", params: dict[str, Any] | None = None
+) -> tuple[int, int]:
+    """Row count and sum of DuckDB's row hashes of a table's rows that `where` keeps: the same for the same
+    rows in any order, duplicates counted (a sum, not a xor). A DuckDB upgrade may change the hashes."""
+    row = con.execute(
+        f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "{table}" AS t WHERE {where}', params or {}
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def duckdb_reason(exc: Exception) -> str:

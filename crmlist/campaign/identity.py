@@ -19,9 +19,12 @@ from typing import Any
 
 import duckdb
 
+from crmlist.campaign.expressions import ExpressionError
+from crmlist.campaign.helpers import list_path
 from crmlist.campaign.model import Campaign
-from crmlist.campaign.views import discover_views
+from crmlist.campaign.views import View, discover_views
 from crmlist.engines import data_fingerprint, engine_settings
+from crmlist.store import table_digest
 from crmlist.workspace import CONFIG_NAME, Workspace
 
 # Rows of each table a campaign as of $as_of reads (see the module docstring).
@@ -87,7 +90,8 @@ def run_inputs(
     inputs = {"rules": _sha(campaign.path.read_bytes())}
     inputs["templates"] = _sha(*_template_parts(ws, campaign))
     inputs["lists"] = _sha(*_list_parts(ws, campaign))
-    inputs["views"] = _sha(*(view.sql.encode() for view in discover_views(ws)))
+    views = discover_views(ws)
+    inputs["views"] = _sha(*(view.sql.encode() for view in views))
     config = ws.root / CONFIG_NAME
     inputs["config"] = _sha(config.read_bytes() if config.exists() else b"")
     inputs["engine"] = engine_settings(ws, engine).name
@@ -96,7 +100,7 @@ def run_inputs(
     else:
         inputs["duckdb"] = duckdb.__version__
         for table, rows in _TABLE_ROWS.items():
-            if table != "responses" or _reads_responses(ws, campaign):
+            if table != "responses" or _reads_responses(campaign, views):
                 inputs[table] = _table_digest(con, table, rows, {"as_of": as_of})
     params = {"as_of": as_of, "campaign": campaign.name, "wave": wave, "since": since}
     inputs["contact_history"] = _table_digest(con, "contact_history", _HISTORY_ROWS, params)
@@ -147,22 +151,22 @@ def _template_parts(ws: Workspace, campaign: Campaign) -> list[bytes]:
 def _list_parts(ws: Workspace, campaign: Campaign) -> list[bytes]:
     parts = []
     for name in sorted(set(_IN_LIST.findall(campaign.path.read_text(encoding="utf-8")))):
-        path = ws.root / name
+        try:  # the rule's own check of the path; a path it refuses is reported when the rule compiles
+            path = list_path(ws.root, name, f"queries/{campaign.path.name}", "in_list")
+        except ExpressionError:
+            parts.append(name.encode() + b"\0")
+            continue
         parts.append(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
     return parts
 
 
-def _reads_responses(ws: Workspace, campaign: Campaign) -> bool:
+def _reads_responses(campaign: Campaign, views: list[View]) -> bool:
     """responded() in the rule file, or a view that names the responses table."""
     if "responded" in campaign.path.read_text(encoding="utf-8").lower():
         return True
-    return any(re.search(r"\bresponses\b", view.sql, re.IGNORECASE) for view in discover_views(ws))
+    return any(re.search(r"\bresponses\b", view.sql, re.IGNORECASE) for view in views)
 
 
 def _table_digest(con: duckdb.DuckDBPyConnection, table: str, rows: str, params: dict[str, Any]) -> str:
-    """Row count and the sum of DuckDB's row hashes: independent of row order, duplicates counted."""
-    used = {k: v for k, v in params.items() if f"${k}" in rows}
-    count, total = con.execute(
-        f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "{table}" AS t WHERE {rows}', used
-    ).fetchone() or (0, 0)
+    count, total = table_digest(con, table, rows, {k: v for k, v in params.items() if f"${k}" in rows})
     return f"{count}:{total}"

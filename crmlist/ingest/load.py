@@ -64,7 +64,7 @@ class _Job:
     load_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     notices: list[str] = field(default_factory=list)
     # --replace: the rows' digest before the swap, and for contacts the loaded runs there were.
-    replaced: tuple[Any, ...] | None = None
+    replaced: tuple[int, int] | None = None
     runs_before: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
@@ -255,13 +255,9 @@ def _add_extra_columns(job: _Job) -> None:
 _LOADED_HISTORY = "run_id IN (SELECT run_id FROM runs WHERE source = 'loaded')"
 
 
-def _replaced_digest(job: _Job) -> tuple[Any, ...]:
-    """Row count and sum of row hashes of what --replace swaps: the table (for contacts, loaded runs' rows)."""
-    where = _LOADED_HISTORY if job.table == "contacts" else "TRUE"
-    row = job.con.execute(
-        f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM {quote(job.target)} AS t WHERE {where}"
-    ).fetchone()
-    return tuple(row) if row else (0, 0)
+def _replaced_digest(job: _Job) -> tuple[int, int]:
+    """What --replace swaps (the table; for contacts, loaded runs' rows) as store.table_digest."""
+    return store.table_digest(job.con, job.target, _LOADED_HISTORY if job.table == "contacts" else "TRUE")
 
 
 def _replace_notice(job: _Job) -> None:
