@@ -91,10 +91,15 @@ def run_campaign(
     selection = evaluate_on(con, ws, campaign, as_of, exclude_run=exclude, columns=columns, engine=engine)
     final = out_root / name / run_id
     tmp = final.with_name(f".{run_id}.tmp-{os.getpid()}")
+    # The folder of a run this one replaces (--rerun on other inputs) is moved aside before the commit, so
+    # that a kill leaves it where recover() puts it back (not committed) or removes it (committed).
+    replaced = Path(earlier.out_dir) if earlier and earlier.run_id != run_id else None
+    aside: Path | None = None
     committed = False
     try:
         result = _write_run(con, ws, selection, run_id, tmp, final, LetterSettings(letters_format, jobs))
         pause_point("run:after-manifest")
+        aside = move_aside(replaced)
         _record(con, selection, RunRecord(run_id, wave, inputs, exclude), final, result)
         committed = True
         pause_point("run:after-commit")
@@ -103,10 +108,14 @@ def run_campaign(
             swap_into_place(tmp, final)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+            if aside is not None and replaced is not None:
+                os.replace(aside, replaced)
+            aside = None
         raise
+    finally:
+        if aside is not None and committed:
+            shutil.rmtree(aside, ignore_errors=True)
     swap_into_place(tmp, final)
-    if earlier and earlier.run_id != run_id:  # the replaced run's folder goes; it is no longer recorded
-        remove_replaced(Path(earlier.out_dir))
     return result
 
 
@@ -297,16 +306,16 @@ def _record(
         raise
 
 
-def remove_replaced(folder: Path) -> None:
-    """The folder of a run that --rerun replaced: moved aside (recover() finishes a killed removal), removed."""
-    if not folder.is_dir():
-        return
+def move_aside(folder: Path | None) -> Path | None:
+    """A run folder renamed to `.RUN_ID.old-PID` beside it (None when there is none to move)."""
+    if folder is None or not folder.is_dir():
+        return None
     aside = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     try:
         os.replace(folder, aside)
-    except OSError:
-        return
-    shutil.rmtree(aside, ignore_errors=True)
+    except OSError as exc:
+        raise OutputError(str(folder), f"cannot move the replaced run's folder aside: {exc.strerror}", None) from None
+    return aside
 
 
 def swap_into_place(tmp: Path, final: Path) -> None:
@@ -337,8 +346,15 @@ def recover(con: duckdb.DuckDBPyConnection, out_root: Path) -> list[str]:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
             actions.append(f"rolled back {tmp}")
-    for old in out_root.glob("*/.*.old-*"):
-        shutil.rmtree(old, ignore_errors=True)
+    for old in sorted(out_root.glob("*/.*.old-*")):
+        run_id = old.name[1:].rsplit(".old-", 1)[0]
+        final = old.with_name(run_id)
+        recorded = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if old.is_dir() and recorded and not final.exists():  # moved aside by a run stopped before its commit
+            os.replace(old, final)
+            actions.append(f"put back {final}")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     return actions
 
 

@@ -395,3 +395,21 @@ def test_an_engine_switch_does_not_run_a_recorded_wave_again(shop: Path) -> None
     )
     assert query(shop, "SELECT count(*) FROM runs") == [(1,)]
     assert contacted_twice(shop) == []
+
+
+@pytest.mark.parametrize("point", ["run:after-manifest", "run:after-commit"])
+def test_a_rerun_killed_while_replacing_a_run_leaves_exactly_one_recorded_folder(shop: Path, point: str) -> None:
+    assert nightly(shop).returncode == 0
+    (old_id,) = query(shop, "SELECT run_id FROM runs")[0]
+    changed = CUSTOMERS.replace("C02,Jan,Nowak,jan@example.pl,true", "C02,Jan,Nowak,jan@example.pl,false")
+    (shop / "in" / "customers.csv").write_text(changed, encoding="utf-8")
+    ok("load", "customers", "in/customers.csv", cwd=shop)
+    proc = outsider.start_paused(point, "run", "lapsed", "--out", "out", "--as-of", AS_OF, "--rerun", cwd=shop)
+    proc.kill()
+    proc.communicate(timeout=60)
+    ok("load", "products", "in/products.csv", cwd=shop)  # the next writer recovers
+    (recorded,) = query(shop, "SELECT run_id FROM runs")[0]
+    assert (recorded == old_id) == (point == "run:after-manifest")  # killed before or after the commit
+    assert sorted(p.name for p in (shop / "out" / "lapsed").iterdir()) == [recorded]
+    assert json.loads((shop / "out" / "lapsed" / recorded / "manifest.json").read_text())["run_id"] == recorded
+    assert query(shop, "SELECT DISTINCT run_id FROM contact_history") == [(recorded,)]
