@@ -413,3 +413,21 @@ def test_a_rerun_killed_while_replacing_a_run_leaves_exactly_one_recorded_folder
     assert sorted(p.name for p in (shop / "out" / "lapsed").iterdir()) == [recorded]
     assert json.loads((shop / "out" / "lapsed" / recorded / "manifest.json").read_text())["run_id"] == recorded
     assert query(shop, "SELECT DISTINCT run_id FROM contact_history") == [(recorded,)]
+
+
+def test_spark_records_the_same_targets_controls_and_global_members_as_duckdb(shop: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java")
+    with (shop / "crmlist.toml").open("a", encoding="utf-8") as fh:
+        fh.write(textwrap.dedent(GLOBAL) + SPARK_CONFIG)
+    for table in ("customers", "products", "purchases", "suppressions"):
+        ok("load", table, f"in/{table}.csv", cwd=shop)
+    ok("export-parquet", "lake", cwd=shop)
+    twin = tmp_path / "twin"
+    shutil.copytree(shop, twin)
+    ok("run", "lapsed", "--out", "out", "--as-of", AS_OF, cwd=shop)
+    ok("run", "lapsed", "--out", "out", "--as-of", AS_OF, "--engine", "spark", cwd=twin)
+    rows = "SELECT customer_id, cell, offer, is_control, control_group FROM contact_history ORDER BY ALL"
+    assert query(twin, rows) == query(shop, rows)
+    assert ("global",) in query(shop, "SELECT DISTINCT control_group FROM contact_history WHERE is_control")
