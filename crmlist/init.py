@@ -11,8 +11,7 @@ import tempfile
 from pathlib import Path
 
 from crmlist.errors import OutputError
-
-SKELETON = Path(__file__).resolve().parent / "skeleton"
+from crmlist.workspace import SKELETON
 
 
 def init_workspace(target: Path) -> tuple[list[Path], list[Path]]:

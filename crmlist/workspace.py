@@ -13,6 +13,8 @@ from crmlist.errors import BadInputError, OutputError, UsageError
 
 CONFIG_NAME = "crmlist.toml"
 DB_NAME = "crmlist.duckdb"
+# The packaged workspace (crmlist.toml, queries/, templates/) that `crmlist init` copies.
+SKELETON = Path(__file__).resolve().parent / "skeleton"
 DEFAULT_FILE_MODE = 0o600  # files crmlist writes (database, lists, letters, exports): owner-only
 
 

@@ -550,7 +550,7 @@ def test_missing_pyspark_explains_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_missing_or_old_java_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import crmlist.engines as engines
+    import crmlist.engines.settings as engines
 
     pytest.importorskip("pyspark")
     monkeypatch.setattr(engines.shutil, "which", lambda name: None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from crmlist.engines import SOURCE_TABLES
+from crmlist.engines.settings import SOURCE_TABLES
 from crmlist.errors import OutputError
 from crmlist.store import table_columns
 

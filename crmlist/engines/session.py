@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from crmlist.engines import SOURCE_TABLES, EngineSettings, require_spark
+from crmlist.engines.settings import SOURCE_TABLES, EngineSettings, require_spark
 from crmlist.errors import BadInputError, MissingInputError, UsageError
 from crmlist.store import CANONICAL
 

@@ -16,7 +16,6 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from crmlist.engines import EngineSettings, engine_settings
 from crmlist.engines.session import (
     Listing,
     args_for,
@@ -29,6 +28,7 @@ from crmlist.engines.session import (
     spark_session,
     to_arrow,
 )
+from crmlist.engines.settings import EngineSettings, engine_settings
 from crmlist.engines.sparksql import parse_duckdb, to_spark
 from crmlist.store import table_columns
 from crmlist.workspace import Workspace

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from crmlist import store
 from crmlist.errors import BadInputError, UsageError
-from crmlist.ingest.readers import Source
+from crmlist.ingest.source import Source
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "customers": ("customer_id",),

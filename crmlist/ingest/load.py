@@ -25,9 +25,10 @@ from crmlist.errors import BadInputError, MissingInputError
 from crmlist.ingest import phones, rejects, write
 from crmlist.ingest.columns import Plan, check_required, plan_columns
 from crmlist.ingest.options import FileLoad, LoadOptions, LoadResult, check_options, read_settings, type_context
-from crmlist.ingest.readers import Source, bind, open_source
+from crmlist.ingest.readers import open_source
 from crmlist.ingest.reasons import plural
 from crmlist.ingest.records import repair
+from crmlist.ingest.source import Source, bind
 from crmlist.ingest.validate import TypeContext, quote, validated_select
 from crmlist.workspace import Workspace
 

@@ -10,7 +10,7 @@ import duckdb
 from crmlist import store
 from crmlist.errors import BadInputError, UsageError
 from crmlist.ingest.columns import check_mapping
-from crmlist.ingest.readers import ReadSettings
+from crmlist.ingest.source import ReadSettings
 from crmlist.ingest.validate import EARLIEST_DATE, LATEST_DATE, TypeContext
 from crmlist.workspace import Workspace
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import csv
-import re
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import duckdb
 
 from crmlist.errors import BadInputError, MissingInputError, UsageError
 from crmlist.ingest import encodings
+from crmlist.ingest.records import json_problem
+from crmlist.ingest.source import ReadSettings, Source, quote_ident
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl", "json", "xlsx")
 TEXT_FORMATS = ("csv", "tsv", "jsonl", "json")
@@ -35,54 +35,6 @@ CSV_READ = (
     "read_csv($src_path, header = $src_header, skip = $src_skip, delim = $src_delim, quote = '\"', escape = '\"', "
     "auto_detect = false, columns = $src_columns, strict_mode = true, null_padding = false)"
 )
-
-
-@dataclass(frozen=True)
-class ReadSettings:
-    """How to read a table's files: explicit options over crmlist.toml `[load.TABLE]` defaults."""
-
-    file_format: str | None = None
-    delimiter: str | None = None
-    encoding: str | None = None
-    no_header: bool = False
-    columns: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A bad record found while reading, before any column was typed (wrong number of fields, bad JSON)."""
-
-    line: int
-    reason: str
-    raw: str
-
-
-@dataclass
-class Source:
-    """One input file, ready to read: `relation` yields its columns as c0..cN (and __crm_line if known)."""
-
-    index: int
-    given: str
-    display: str
-    fmt: str
-    path: Path
-    sha256: str
-    names: list[str]
-    types: list[str]
-    relation: str
-    params: dict[str, Any]
-    has_line: bool = False
-    header: bool = True
-    delimiter: str = ","
-    kept: list[int] | None = None  # after a repair: the original record index of each record read
-    scan_path: Path | None = None  # after a repair: the file whose lines messages count
-    pre_rejects: list[Reject] = field(default_factory=list)
-    arrow_name: str | None = None
-
-
-def quote_ident(name: str) -> str:
-    """A SQL identifier for any column name a file may carry."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def open_source(
@@ -232,8 +184,6 @@ def _json_source(con: duckdb.DuckDBPyConnection, src: Source) -> Source:
         describe = "DESCRIBE SELECT * FROM read_json(?, format = ?, sample_size = -1)"
         rows = con.execute(describe, [str(src.path), layout]).fetchall()
     except duckdb.Error:
-        from crmlist.ingest.records import json_problem  # a late import: records builds on this module
-
         raise json_problem(src) from None
     names = [str(r[0]) for r in rows]
     select = ", ".join(f"{quote_ident(n)} AS c{j}" for j, n in enumerate(names))
@@ -280,10 +230,3 @@ def _excel_source(con: duckdb.DuckDBPyConnection, src: Source) -> Source:
     src.relation = f"(SELECT {select}, __crm_line FROM {src.arrow_name} WHERE NOT ({blank}))"
     src.has_line = True
     return src
-
-
-def bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The named parameters a statement uses (DuckDB refuses unused ones); a callable value is computed
-    only when the statement uses it."""
-    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-    return {k: v() if callable(v) else v for k, v in params.items() if k in used}

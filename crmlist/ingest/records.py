@@ -17,8 +17,8 @@ import duckdb
 
 from crmlist.errors import BadInputError
 from crmlist.ingest import encodings
-from crmlist.ingest.readers import Reject, Source, bind
 from crmlist.ingest.reasons import plural
+from crmlist.ingest.source import Reject, Source, bind
 
 QUOTE_HINT = 'close the quote; a quote inside a quoted value is written twice ("")'
 

@@ -11,9 +11,9 @@ from crmlist import store
 from crmlist.errors import BadInputError
 from crmlist.ingest import write
 from crmlist.ingest.columns import Plan
-from crmlist.ingest.readers import Source
 from crmlist.ingest.reasons import SKIP_HINT, clip, describe, plural
 from crmlist.ingest.records import locate, typed_raw
+from crmlist.ingest.source import Source
 
 Stats = dict[int, tuple[int, int, int]]
 

@@ -16,7 +16,7 @@ from typing import Any
 from crmlist.errors import BadInputError
 from crmlist.ingest import keys, phones
 from crmlist.ingest.columns import ADDRESS, REQUIRED, Column, Plan
-from crmlist.ingest.readers import Source
+from crmlist.ingest.source import Source
 
 # Blank means whitespace as spreadsheets write it, no-break spaces included.
 WHITESPACE = " \t\r\n\u00a0\u202f"

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from crmlist.ingest.keys import address_key_sql, email_key_sql
-from crmlist.ingest.readers import bind
+from crmlist.ingest.source import bind
 from crmlist.ingest.validate import Validated, quote
 
 STAGE = "__crm_stage"

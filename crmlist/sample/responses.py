@@ -70,8 +70,7 @@ def winback_contacts(folder: Path) -> list[tuple[str, str, bool]]:
     from crmlist import store
     from crmlist.campaign.runner import run_campaign
     from crmlist.ingest import LoadOptions, load_files
-    from crmlist.init import SKELETON
-    from crmlist.workspace import open_workspace
+    from crmlist.workspace import SKELETON, open_workspace
 
     with tempfile.TemporaryDirectory(prefix="crmlist-sample-") as tmp:
         ws = open_workspace(SKELETON, Path(tmp) / "sample.duckdb")
