@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ _VALUED = {
 _REDACTED = {"sql": "<query>"}
 
 
-def log_path(args: list[str], environ: dict[str, str] | os._Environ[str] = os.environ) -> Path | None:
+def log_path(args: list[str], environ: Mapping[str, str] = os.environ) -> Path | None:
     """The log file named by the last --log-file in args, else by $CRMLIST_LOG_FILE; None for no log."""
     path = None
     for index, arg in enumerate(args):

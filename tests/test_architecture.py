@@ -127,3 +127,51 @@ def test_readme_picture_has_one_line_per_layer() -> None:
     names = [n for layer in layers for n in layer]
     assert len(names) == len(set(names)), "a package sits in one layer"
     assert all(re.fullmatch(r"[a-z_]+", n) for n in names)
+
+
+def private_uses(path: Path) -> list[str]:
+    """Private names of other packages a module uses: `from typer._click import X`, `frame._collect()`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    own = {  # a module's own private attributes (self._parts) may be read on another object of its class
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+    }
+    found = []
+    for node in ast.walk(tree):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for module in modules:
+            if module.split(".")[0] not in ("crmlist", "__future__") and _private(module):
+                found.append(f"{node.lineno}: {module}")
+        if isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own | PUBLIC:
+            owner = node.value.id if isinstance(node.value, ast.Name) else None
+            if owner not in ("self", "cls"):
+                found.append(f"{node.lineno}: .{node.attr}")
+    return found
+
+
+# Public names that start with an underscore: os._exit, and namedtuple's methods (named so to avoid fields).
+PUBLIC = {"_exit", "_replace", "_asdict", "_fields", "_make"}
+
+
+def _private(dotted: str) -> bool:
+    return any(part.startswith("_") and not part.startswith("__") for part in dotted.split("."))
+
+
+def test_no_private_api_of_a_dependency() -> None:
+    uses = {str(p.relative_to(ROOT)): private_uses(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    assert {path: found for path, found in uses.items() if found} == {}
+
+
+def test_the_private_api_check_sees_both_spellings(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from typer._click.utils import X\nimport click\ndef f(frame):\n    return frame._collect_as_arrow()\n"
+        "class A:\n    def g(self, other):\n        return self._part, other._part, click.__name__, other._asdict()\n",
+        encoding="utf-8",
+    )
+    assert private_uses(module) == ["1: typer._click.utils", "1: typer._click.utils.X", "4: ._collect_as_arrow"]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 T = TypeVar("T")
-MIN_PYSPARK = (3, 5)
+MIN_PYSPARK = (4, 0)  # DataFrame.toArrow and createDataFrame(pyarrow.Table) are public from 4.0
 # Defaults a workspace's [engine.conf] may override. ANSI mode makes casts and overflow fail as DuckDB's do
 # (and is Spark 4's default anyway); the progress bar would mix with crmlist's own output on stderr.
 DEFAULT_CONF = {
@@ -44,7 +44,7 @@ def spark_session(settings: EngineSettings, timezone: str = "UTC") -> SparkSessi
 
     version = tuple(int(p) for p in pyspark.__version__.split(".")[:2])
     if version < MIN_PYSPARK:
-        raise UsageError("--engine spark", f"pyspark {pyspark.__version__} is too old", "pip install 'pyspark>=3.5'")
+        raise UsageError("--engine spark", f"pyspark {pyspark.__version__} is too old", "pip install 'pyspark>=4,<5'")
     # Executors start Python only for Python UDFs and Arrow work (none today), but then must run crmlist's
     # own interpreter; a cluster whose nodes keep it elsewhere sets spark.pyspark.python in [engine.conf].
     python = {"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
@@ -79,9 +79,9 @@ def _jvm_output(master: str) -> Iterator[None]:
     The JVM inherits file descriptor 2 when pyspark launches it, so it is pointed at the log for the launch
     only; Python's own stderr is restored at once. Spark errors still reach crmlist as exceptions.
     """
-    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
 
-    if master.startswith("sc://") or SparkContext._active_spark_context is not None:
+    if master.startswith("sc://") or SparkSession.getActiveSession() is not None:  # the JVM is running
         yield
         return
     saved = os.dup(2)
@@ -178,9 +178,7 @@ def duckdb_type(spark_simple_string: str) -> str:
 def from_arrow(spark: SparkSession, table: pa.Table) -> DataFrame:
     """A Spark DataFrame of a (small) Arrow table built on the driver, so it reaches remote executors too."""
     schema = ", ".join(f"`{f.name}` {spark_type(_arrow_duckdb_type(f.type))}" for f in table.schema)
-    if _pyspark_major() >= 4:
-        return spark.createDataFrame(table, schema=schema)
-    return spark.createDataFrame([tuple(row.values()) for row in table.to_pylist()], schema=schema)
+    return spark.createDataFrame(table, schema=schema)
 
 
 def _arrow_duckdb_type(arrow_type: pa.DataType) -> str:
@@ -205,16 +203,7 @@ def _arrow_duckdb_type(arrow_type: pa.DataType) -> str:
 
 def to_arrow(frame: DataFrame) -> pa.Table:
     """Collect a DataFrame to the driver as Arrow, in its order."""
-    if hasattr(frame, "toArrow"):
-        return frame.toArrow()
-    batches = frame._collect_as_arrow()  # type: ignore[operator]  # pyspark 3.5: no public Arrow collect
-    return pa.Table.from_batches(batches)
-
-
-def _pyspark_major() -> int:
-    import pyspark
-
-    return int(pyspark.__version__.split(".")[0])
+    return frame.toArrow()
 
 
 @contextlib.contextmanager
@@ -272,29 +261,17 @@ def source_listing(spark: SparkSession, settings: EngineSettings) -> Listing:
     return sorted(rows)
 
 
-def _list_files(spark: SparkSession, table: str, location: str) -> Iterator[tuple[str, str, int, int]]:
-    jvm = getattr(spark, "_jvm", None) or getattr(getattr(spark, "sparkContext", None), "_jvm", None)
-    if jvm is None:  # Spark Connect: only local folders can be listed from here
-        yield from _list_local(table, Path(location))
-        return
-    path = jvm.org.apache.hadoop.fs.Path(location)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(path):
-        return
-    files = fs.listFiles(path, True)
-    while files.hasNext():
-        status = files.next()
-        name = status.getPath().getName()
-        if not name.startswith((".", "_")):
-            yield table, status.getPath().toString(), int(status.getLen()), int(status.getModificationTime())
+def _list_files(spark: SparkSession, table: str, location: str) -> list[tuple[str, str, int, int]]:
+    """The files Spark would read at `location` (hidden `_`/`.` ones skipped, as Spark does), through the
+    public binaryFile source on a classic or a Connect session; it reads no content unless asked for it."""
+    from pyspark.errors import AnalysisException
 
-
-def _list_local(table: str, root: Path) -> Iterator[tuple[str, str, int, int]]:
-    paths = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
-    for path in paths:
-        if path.is_file() and not path.name.startswith((".", "_")):
-            stat = path.stat()
-            yield table, str(path), stat.st_size, int(stat.st_mtime * 1000)
+    try:
+        frame = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(location)
+        rows = frame.selectExpr("path", "length", "unix_millis(modificationTime) AS modified").collect()
+    except AnalysisException:  # no such path: the table reads as empty
+        return []
+    return [(table, str(row["path"]), int(row["length"]), int(row["modified"])) for row in rows]
 
 
 def args_for(tree: exp.Expr, params: dict[str, Any]) -> dict[str, Any]:
