@@ -121,7 +121,7 @@ def global_control(ws: Workspace) -> tuple[int, str] | None:
 
 def compile_campaign(campaign: Campaign, catalog: Catalog, ws: Workspace, exclude_run: str | None = None) -> Compiled:
     """Compile every waterfall step, cells and the control split into one query creating crm_result."""
-    where = f"queries/{campaign.path.name}"
+    where = campaign.rule_file
     expander = HelperExpander(ws.root)
     views: set[str] = set()
 

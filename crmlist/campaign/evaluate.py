@@ -137,7 +137,7 @@ def _execute(con: duckdb.DuckDBPyConnection, campaign: Campaign, sql: str, param
     except duckdb.Error as exc:
         reason = duckdb_reason(exc)
         raise BadInputError(
-            f"queries/{campaign.path.name}",
+            campaign.rule_file,
             f"the campaign does not run: {reason}",
             f"check the expressions with: crmlist check {campaign.name}",
         ) from None
@@ -202,7 +202,7 @@ def _select(con: duckdb.DuckDBPyConnection, selection: Selection, kind: str) -> 
         holders = [v for v, cols in selection.catalog.views.items() if name in cols]
         if not holders:
             raise BadInputError(
-                f"queries/{selection.campaign.path.name}",
+                selection.campaign.rule_file,
                 f"columns: unknown column {name!r}",
                 "list columns of customer_facts or of a view",
             )

@@ -118,7 +118,7 @@ def spark_evaluate(
 
     if history is None:
         history = _workspace_history(ws)
-    with spark_run(ws, f"queries/{campaign.path.name}", history) as run:
+    with spark_run(ws, campaign.rule_file, history) as run:
         # The DuckDB engine itself over empty tables of the same types gives the views, catalog, compiled
         # query, facts columns and errors exactly as DuckDB has them; Spark then runs them on the data.
         shape = evaluate(run.scratch, ws, campaign, as_of, exclude_run, columns)

@@ -152,7 +152,7 @@ def _list_parts(ws: Workspace, campaign: Campaign) -> list[bytes]:
     parts = []
     for name in sorted(set(_IN_LIST.findall(campaign.path.read_text(encoding="utf-8")))):
         try:  # the rule's own check of the path; a path it refuses is reported when the rule compiles
-            path = list_path(ws.root, name, f"queries/{campaign.path.name}", "in_list")
+            path = list_path(ws.root, name, campaign.rule_file, "in_list")
         except ExpressionError:
             parts.append(name.encode() + b"\0")
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import tomllib
@@ -76,6 +77,12 @@ class Campaign:
     cost_per_contact: Decimal | None = None
     fixed_cost: Decimal = Decimal(0)
     template_given: bool = False  # the rule file names a template (else letters only when NAME.*.j2 exist)
+    location: str = ""  # how messages name the rule file when it is not queries/NAME.toml (a run's rules.toml)
+
+    @property
+    def rule_file(self) -> str:
+        """The rule file as messages name it: queries/NAME.toml, or the copy a run folder keeps."""
+        return self.location or f"queries/{self.path.name}"
 
     def where_key(self, section: str, index: int) -> str:
         """The rule-file key of an expression, as error messages name it."""
@@ -100,10 +107,14 @@ def campaign_path(ws: Workspace, name: str) -> Path:
     return path
 
 
-def load_campaign(ws: Workspace, name: str) -> Campaign:
-    """Read and validate one rule file; every problem found is reported at once."""
-    path = campaign_path(ws, name)
-    where = f"queries/{path.name}"
+def load_campaign(ws: Workspace, name: str, path: Path | None = None) -> Campaign:
+    """Read and validate one rule file; every problem found is reported at once.
+
+    `path`: the rule file as a run read it (its folder's rules.toml) instead of queries/NAME.toml.
+    """
+    where = str(path) if path else f"queries/{name}.toml"
+    recorded = path is not None
+    path = path or campaign_path(ws, name)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -111,11 +122,11 @@ def load_campaign(ws: Workspace, name: str) -> Campaign:
     except UnicodeDecodeError:
         raise BadInputError(where, "not UTF-8 text", "save the rule file as UTF-8") from None
     problems: list[CrmlistError] = []
-    campaign = _build(ws, name, path, data, problems)
+    campaign = _build(ws, name, path, data, problems, where)
     if problems:
         raise problems[0] if len(problems) == 1 else MultipleErrors(problems)
     assert campaign is not None
-    return campaign
+    return dataclasses.replace(campaign, location=where) if recorded else campaign
 
 
 def _check_keys(
@@ -150,8 +161,9 @@ def _expressions(value: Any) -> list[str]:
     return [str(item) for item in items]
 
 
-def _build(ws: Workspace, name: str, path: Path, data: dict[str, Any], problems: list[CrmlistError]) -> Campaign | None:
-    where = f"queries/{path.name}"
+def _build(
+    ws: Workspace, name: str, path: Path, data: dict[str, Any], problems: list[CrmlistError], where: str
+) -> Campaign | None:
     _check_keys(where, "", data, TOP_KEYS, problems)
     sections: dict[str, dict[str, Any]] = {
         "audience": AUDIENCE_KEYS,

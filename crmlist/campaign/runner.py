@@ -132,7 +132,7 @@ def _wave_recorded(
     what = ", ".join(changes(earlier.inputs, inputs)) or "its inputs changed"
     label = f"as of {as_of.isoformat()}" + (f", wave {wave}," if wave > 1 else "")
     return WaveRecordedError(
-        f"queries/{campaign.path.name}",
+        campaign.rule_file,
         f"{campaign.name} {label} already ran as {earlier.run_id}; since then {what}",
         f"running it again would contact its customers twice: pass --rerun to replace run {earlier.run_id} "
         f"(its contacts and folder), or --wave {wave + 1} to contact the new audience as another wave",
@@ -177,7 +177,7 @@ def _write_run(
         counts["global_control"] = int(members[0])
     if letters.failed and not letters.written:
         raise CrmlistError(
-            f"queries/{campaign.path.name}",
+            campaign.rule_file,
             f"every letter failed ({len(letters.failed)}); nothing was recorded",
             f"see the first failure: {letters.failed[0].template}: {letters.failed[0].error}"
             if letters.failed
