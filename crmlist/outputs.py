@@ -1,22 +1,19 @@
-"""Outputs: list files in every format, written atomically (hidden temp file, fsync, rename)."""
+"""Outputs: list files in every format, each put in place whole (newfiles.atomic_file)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from crmlist.errors import OutputError, UsageError
-from crmlist.newfiles import create_new
-from crmlist.testing_hooks import pause_point
+from crmlist.newfiles import atomic_file, write_file
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "xlsx")
 # A text cell that a spreadsheet would run as a formula (OWASP CSV injection) gets a leading quote;
@@ -36,29 +33,6 @@ def format_from_path(path: str, given: str | None) -> str:
     if fmt not in FORMATS:
         raise UsageError("--format", f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     return fmt
-
-
-@contextlib.contextmanager
-def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a hidden temp file made anew beside target (create_new); on success fsync and rename it
-    over target. A link at target is replaced, never followed."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(str(target.parent), f"cannot create folder: {exc.strerror}", "check the path") from None
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        os.close(create_new(tmp))
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        pause_point("output:before-rename")
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise OutputError(str(target), f"cannot write: {exc.strerror}", "check the path and free space") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def write_query(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], target: Path, fmt: str) -> int:
@@ -102,6 +76,9 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tm
         "jsonl": "FORMAT json",
         "parquet": "FORMAT parquet",
     }[fmt]
+    # tmp is already the temporary file: DuckDB's own (TMP.tmp, renamed over it) would be a second one,
+    # named so that neither recovery nor doctor knows it, and its rename would leave tmp's inode unsynced.
+    options += ", USE_TMP_FILE false"
     # The session that evaluated the campaign is sandboxed (store.sandbox: no file access), so its rows
     # stream as Arrow batches into a private in-memory database, whose COPY alone touches the file.
     rows = con.sql(query, params=params).to_arrow_reader(_BATCH_ROWS)
@@ -116,32 +93,61 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+# Excel's sheet holds 1,048,576 rows; the header takes one. xlsxwriter ignores rows past it without error.
+XLSX_MAX_ROWS = 1_048_575
+NUMBER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+NUMBER_TYPES |= {"FLOAT", "DOUBLE"}
+
+
 def _write_xlsx(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], tmp: Path) -> int:
+    """Stream rows into a sheet in constant memory, dates as Excel dates and decimals as numbers."""
     import xlsxwriter  # only exports to Excel pay for this import
     from xlsxwriter.exceptions import FileCreateError
 
+    count = con.execute(f"SELECT count(*) FROM ({query})", params).fetchone()
+    if count and count[0] > XLSX_MAX_ROWS:
+        raise UsageError(
+            "--format xlsx", f"the list has {count[0]:,} rows; an Excel sheet holds {XLSX_MAX_ROWS:,}",
+            "export to csv or parquet, or set a limit in the rule file",
+        )  # fmt: skip
     result = con.execute(query, params)
-    names = [d[0] for d in result.description]
-    workbook = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_formulas": False})
+    options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    workbook = xlsxwriter.Workbook(str(tmp), options | {"remove_timezone": True})
     sheet = workbook.add_worksheet("list")
-    sheet.write_row(0, 0, names)
-    row_index = 1
+    sheet.write_row(0, 0, [d[0] for d in result.description])
+    writers = [_cell_writer(workbook, sheet, str(d[1])) for d in result.description]
+    rows = 0
     while batch := result.fetchmany(10_000):
         for row in batch:
-            sheet.write_row(row_index, 0, [_cell(v) for v in row])
-            row_index += 1
+            rows += 1
+            for col, value in enumerate(row):
+                if value is not None:
+                    writers[col](rows, col, value)
     try:
         workbook.close()
     except FileCreateError as exc:  # wraps the OSError, which atomic_file turns into exit 73
         cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError("cannot create the file")
         raise cause from None
-    return row_index - 1
+    return rows
 
 
-def _cell(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+def _cell_writer(workbook: Any, sheet: Any, column_type: str) -> Callable[[int, int, Any], Any]:
+    """How one column's values become cells: typed, so Excel sorts and sums them as dates and numbers."""
+    if column_type == "DATE":
+        date = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        return lambda row, col, value: sheet.write_datetime(row, col, value, date)
+    if column_type.startswith("TIMESTAMP"):
+        stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        return lambda row, col, value: sheet.write_datetime(row, col, value, stamp)
+    if column_type.startswith("DECIMAL"):
+        scale = int(column_type.rstrip(")").split(",")[-1]) if "," in column_type else 0
+        number = workbook.add_format({"num_format": "0." + "0" * scale if scale else "0"})
+        return lambda row, col, value: sheet.write_number(row, col, float(value), number)
+    if column_type in NUMBER_TYPES:
+        return lambda row, col, value: sheet.write_number(row, col, value)
+    if column_type == "BOOLEAN":
+        return lambda row, col, value: sheet.write_boolean(row, col, value)
+    return lambda row, col, value: sheet.write_string(row, col, str(value))
 
 
 def write_output(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], output: str, fmt: str) -> int:
@@ -174,8 +180,7 @@ def sha256_file(path: Path) -> str:
 
 def write_json(path: Path, data: Any) -> None:
     """Write a JSON document (sorted keys, stable bytes) atomically."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_file(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def write_rows_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
