@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from crmlist.ingest.columns import Column, Plan
 
 # Canonical columns whose values may appear in messages (ids, dates of purchases, amounts, flags,
@@ -66,61 +69,105 @@ def _type_problem(table: str, column: Column, date_format: str | None, decimal_c
     return f"does not fit the column's type {ctype}", "make the values fit, or load them into a new column"
 
 
+Described = tuple[str, str | None, str]  # (what, column name, hint)
+
+
 def describe(
     table: str, plan: Plan, code: str, value: str | None, date_format: str | None, decimal_comma: bool
-) -> tuple[str, str | None, str]:
+) -> Described:
     """(what, column name, hint) for a __crm_bad code of a row of a file with this plan."""
     kind, _, position = code.partition(":")
     column = plan.columns[int(position)] if position else None
-    if kind == "missing" and column is not None:
-        return f"{column.name}: missing (required)", column.name, f"fill in {column.name}"
-    if kind == "type" and column is not None:
-        problem, hint = _type_problem(table, column, date_format, decimal_comma)
-        shown = shown_value(table, column, value)
-        what = f"{column.name}:{shown} {problem}" if shown else f"{column.name}: the value {problem}"
-        return what, column.name, hint
-    if kind == "phone" and column is not None:
-        country = f" in {value}" if value else ""
-        return (
-            f"phone: the value is not a possible phone number{country} (the row's country, else phone_region)",
-            "phone",
-            "write the number with its country code (e.g. +48 601 234 567), or correct the row's country",
-        )
-    if kind == "email" and column is not None:
-        return (
-            "email: the value is not an e-mail address (one @, a name before it, a domain with a dot after it,"
-            " no spaces)",
-            "email",
-            "correct the address, or leave it blank",
-        )
-    if kind == "digits" and column is not None:
-        scale = column.target_type.rstrip(")").rpartition(",")[2]
-        shown = shown_value(table, column, value)
-        return (
-            f"{column.name}:{shown or ' the value'} has more decimals than the column keeps ({scale})",
-            column.name,
-            f"round the values in the file to {scale} decimals: crmlist never rounds them silently",
-        )
-    if kind == "range" and column is not None:
-        shown = shown_value(table, column, value)
-        limit = "the day of the load" if column.name == "birth_date" else "[dates] latest"
-        return (
-            f"{column.name}:{shown or ' the date'} is outside the plausible dates ([dates] earliest to {limit})",
-            column.name,
-            "correct the date, or widen [dates] earliest / latest in crmlist.toml (default 1900-01-01 to 2100-12-31)",
-        )
-    if kind == "control" and column is not None:
-        return (
-            f"{column.name}: the value holds a line break or NUL character",
-            column.name,
-            "keep the value on one line (a line break would end an e-mail header or a list line early)",
-        )
-    if kind == "noamount":
-        return "amount: missing, and no unit_price to compute it", "amount", "fill in amount, or unit_price"
-    if kind == "nokey":
-        return (
-            "no email, phone, customer_id or full address (street, postal_code, city)",
-            None,
-            "fill in at least one of them",
-        )
+    if kind in _ROW_PROBLEMS:
+        return _ROW_PROBLEMS[kind]
+    if column is not None and kind in _COLUMN_PROBLEMS:
+        return _COLUMN_PROBLEMS[kind](_Bad(table, column, value, date_format, decimal_comma))
     return f"bad row ({code})", None, "check the row"
+
+
+@dataclass(frozen=True)
+class _Bad:
+    """A bad value of a column, with what the message needs to describe it."""
+
+    table: str
+    column: Column
+    value: str | None
+    date_format: str | None
+    decimal_comma: bool
+
+    @property
+    def shown(self) -> str:
+        return shown_value(self.table, self.column, self.value)
+
+
+def _missing(bad: _Bad) -> Described:
+    name = bad.column.name
+    return f"{name}: missing (required)", name, f"fill in {name}"
+
+
+def _wrong_type(bad: _Bad) -> Described:
+    problem, hint = _type_problem(bad.table, bad.column, bad.date_format, bad.decimal_comma)
+    name, shown = bad.column.name, bad.shown
+    return (f"{name}:{shown} {problem}" if shown else f"{name}: the value {problem}"), name, hint
+
+
+def _phone(bad: _Bad) -> Described:
+    country = f" in {bad.value}" if bad.value else ""
+    return (
+        f"phone: the value is not a possible phone number{country} (the row's country, else phone_region)",
+        "phone",
+        "write the number with its country code (e.g. +48 601 234 567), or correct the row's country",
+    )
+
+
+def _email(bad: _Bad) -> Described:
+    return (
+        "email: the value is not an e-mail address (one @, a name before it, a domain with a dot after it, no spaces)",
+        "email",
+        "correct the address, or leave it blank",
+    )
+
+
+def _digits(bad: _Bad) -> Described:
+    scale = bad.column.target_type.rstrip(")").rpartition(",")[2]
+    return (
+        f"{bad.column.name}:{bad.shown or ' the value'} has more decimals than the column keeps ({scale})",
+        bad.column.name,
+        f"round the values in the file to {scale} decimals: crmlist never rounds them silently",
+    )
+
+
+def _out_of_range(bad: _Bad) -> Described:
+    limit = "the day of the load" if bad.column.name == "birth_date" else "[dates] latest"
+    return (
+        f"{bad.column.name}:{bad.shown or ' the date'} is outside the plausible dates ([dates] earliest to {limit})",
+        bad.column.name,
+        "correct the date, or widen [dates] earliest / latest in crmlist.toml (default 1900-01-01 to 2100-12-31)",
+    )
+
+
+def _control(bad: _Bad) -> Described:
+    return (
+        f"{bad.column.name}: the value holds a line break or NUL character",
+        bad.column.name,
+        "keep the value on one line (a line break would end an e-mail header or a list line early)",
+    )
+
+
+_COLUMN_PROBLEMS: dict[str, Callable[[_Bad], Described]] = {
+    "missing": _missing,
+    "type": _wrong_type,
+    "phone": _phone,
+    "email": _email,
+    "digits": _digits,
+    "range": _out_of_range,
+    "control": _control,
+}
+_ROW_PROBLEMS: dict[str, Described] = {
+    "noamount": ("amount: missing, and no unit_price to compute it", "amount", "fill in amount, or unit_price"),
+    "nokey": (
+        "no email, phone, customer_id or full address (street, postal_code, city)",
+        None,
+        "fill in at least one of them",
+    ),
+}

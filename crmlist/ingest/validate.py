@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crmlist.errors import BadInputError
@@ -201,50 +201,72 @@ def _layers(table: str, column: Column, k: int, ctx: TypeContext) -> tuple[str, 
     return f"{column.ref} AS {t}", f"{value} AS v{k}, {t}", raw, True
 
 
+Check = tuple[str, str, str]  # (condition, code, raw value shown)
+
+
+@dataclass
+class _Layers:
+    """A file's columns as texts (t), typed values (v) and raw texts (r), the checks, and the outputs."""
+
+    texts: list[str] = field(default_factory=list)
+    typed: list[str] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    outputs: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (expression, type)
+
+
 def validated_select(table: str, source: Source, plan: Plan, ctx: TypeContext) -> Validated:
     """The projection that types a file's columns and names each row's first problem, in four steps:
     texts (t), typed values (v), raw texts (r), then checks and derived columns."""
-    texts, typed, raws = [], [], []
-    checks: list[tuple[str, str, str]] = []  # (condition, code, raw value shown)
-    outputs: dict[str, tuple[str, str]] = {}
     position = {c.name: k for k, c in enumerate(plan.columns)}
-    for k, column in enumerate(plan.columns):
-        text, value, raw, checked = _layers(table, column, k, ctx)
-        texts.append(text)
-        typed.append(value)
-        raws.append(f"v{k}, {raw} AS r{k}")
-        outputs[column.name] = (f"v{k}", column.target_type)
-        if checked:
-            checks.append((f"r{k} IS NOT NULL AND v{k} IS NULL", f"type:{k}", f"r{k}"))
-        checks += _exactness_checks(column, k, ctx)
-    required = [(f"r{position[n]} IS NULL", f"missing:{position[n]}", "NULL") for n in REQUIRED[table]]
-    checks[:0] = required
-    if table in ("customers", "suppressions") and "email" in position:
-        e = f"v{position['email']}"
-        checks.append((f"{e} IS NOT NULL AND NOT {keys.email_ok_sql(e)}", f"email:{position['email']}", "NULL"))
+    layers = _column_layers(table, plan, position, ctx)
     carried = ", __crm_line" if source.has_line else ""
     typed_rows = (
-        f"(SELECT {', '.join(raws)}{carried} FROM (SELECT {', '.join(typed)}{carried} FROM "
-        f"(SELECT {', '.join(texts)}{carried} FROM {source.relation}) AS src) AS typed)"
+        f"(SELECT {', '.join(layers.raws)}{carried} FROM (SELECT {', '.join(layers.typed)}{carried} FROM "
+        f"(SELECT {', '.join(layers.texts)}{carried} FROM {source.relation}) AS src) AS typed)"
     )
     if phones.uses_phone_keys(table, position):
-        typed_rows = _phone_key_layers(typed_rows, position, outputs, checks, ctx)
+        typed_rows = _phone_key_layers(typed_rows, position, layers.outputs, layers.checks, ctx)
     if table == "purchases":
-        _purchase_rules(position, outputs, checks)
+        _purchase_rules(position, layers.outputs, layers.checks)
     if table == "suppressions":
-        _suppression_rules(position, outputs, checks)
+        _suppression_rules(position, layers.outputs, layers.checks)
+    return _validated(table, source, position, layers, typed_rows)
+
+
+def _column_layers(table: str, plan: Plan, position: dict[str, int], ctx: TypeContext) -> _Layers:
+    """Each column's layers and checks; required columns are checked first, e-mail syntax last."""
+    layers = _Layers()
+    layers.checks = [(f"r{position[n]} IS NULL", f"missing:{position[n]}", "NULL") for n in REQUIRED[table]]
+    for k, column in enumerate(plan.columns):
+        text, value, raw, checked = _layers(table, column, k, ctx)
+        layers.texts.append(text)
+        layers.typed.append(value)
+        layers.raws.append(f"v{k}, {raw} AS r{k}")
+        layers.outputs[column.name] = (f"v{k}", column.target_type)
+        if checked:
+            layers.checks.append((f"r{k} IS NOT NULL AND v{k} IS NULL", f"type:{k}", f"r{k}"))
+        layers.checks += _exactness_checks(column, k, ctx)
+    if table in ("customers", "suppressions") and "email" in position:
+        e = f"v{position['email']}"
+        layers.checks.append((f"{e} IS NOT NULL AND NOT {keys.email_ok_sql(e)}", f"email:{position['email']}", "NULL"))
+    return layers
+
+
+def _validated(table: str, source: Source, position: dict[str, int], layers: _Layers, typed_rows: str) -> Validated:
+    """The checked query (each row's first problem named) and the fast one (any bad row aborts it)."""
     line = "__crm_line" if source.has_line else "CAST(NULL AS BIGINT)"
-    values = [f"{expr} AS {quote(name)}" for name, (expr, _) in outputs.items()]
-    select = [f"{source.index} AS __crm_file", f"{line} AS __crm_line", *_bad_columns(checks), *values]
+    values = [f"{expr} AS {quote(name)}" for name, (expr, _) in layers.outputs.items()]
+    select = [f"{source.index} AS __crm_file", f"{line} AS __crm_line", *_bad_columns(layers.checks), *values]
     # The fast path needs no reasons: any bad row (or, for purchases, a missing order_id) aborts it.
-    bad = [cond for cond, _, _ in checks]
+    bad = [cond for cond, _, _ in layers.checks]
     if table == "purchases" and "order_id" in position:
         bad.append(f"v{position['order_id']} IS NULL")
     guard = f"CASE WHEN {' OR '.join(f'({b})' for b in bad)} THEN error('crmlist: bad row') ELSE true END"
     return Validated(
         sql=f"SELECT {', '.join(select)} FROM {typed_rows} AS typed",
         fast_sql=f"SELECT {', '.join(values)} FROM {typed_rows} AS typed" + (f" WHERE {guard}" if bad else ""),
-        columns={name: ctype for name, (_, ctype) in outputs.items()},
+        columns={name: ctype for name, (_, ctype) in layers.outputs.items()},
     )
 
 
