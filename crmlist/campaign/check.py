@@ -23,37 +23,55 @@ from crmlist.workspace import Workspace
 def check_campaigns(
     con: duckdb.DuckDBPyConnection, ws: Workspace, names: list[str] | None = None, as_of: dt.date | None = None
 ) -> tuple[list[str], list[CrmlistError]]:
-    """Check the named campaigns (all when empty); returns the names checked and every problem found."""
-    from crmlist.letters import check_templates  # only checks of templates pay for Jinja2
+    """Check the named campaigns (all when empty); returns the names checked and every problem of each.
 
+    A broken campaign never hides another's problems; a problem several campaigns share (crmlist.toml,
+    one template) is reported once.
+    """
     views = prepare_session(con, ws, as_of or dt.date.today())
     # The compiled query reads crm_facts; EXPLAIN only needs its columns, so a view will do.
     con.execute(f"CREATE OR REPLACE TEMP VIEW {FACTS_TABLE} AS SELECT * FROM customer_facts")
     catalog = build_catalog(con, [v.name for v in views])
     names = names or campaign_names(ws)
-    problems: list[CrmlistError] = []
+    problems: dict[str, CrmlistError] = {}  # by message: a crmlist.toml error once, not once per campaign
     for name in names:
-        try:
-            campaign = load_campaign(ws, name)
-        except MultipleErrors as exc:
-            problems.extend(exc.errors)
-            continue
-        except CrmlistError as exc:
-            problems.append(exc)
-            continue
-        problems.extend(_check_expressions(con, campaign, catalog, ws))
-        problems.extend(_check_columns(campaign, catalog))
-        if not problems:
-            try:
-                compiled = compile_campaign(campaign, catalog, ws)
-                con.execute("EXPLAIN " + compiled.sql.split(" AS ", 1)[1], compiled.params)
-            except CrmlistError as exc:
-                problems.append(exc)
-            except duckdb.Error as exc:
-                problems.append(_db_problem(campaign, "", exc))
-        templates = sorted({campaign.template, *(c.template for c in campaign.cells if c.template)})
-        problems.extend(check_templates(ws, templates, extra_columns=catalog.facts))
-    return names, problems
+        for problem in _check_campaign(con, ws, name, catalog):
+            problems.setdefault(problem.message, problem)
+    return names, list(problems.values())
+
+
+def _check_campaign(con: duckdb.DuckDBPyConnection, ws: Workspace, name: str, catalog: Catalog) -> list[CrmlistError]:
+    """Every problem of one campaign, whatever the other campaigns hold."""
+    from crmlist.letters import check_templates  # only checks of templates pay for Jinja2
+
+    try:
+        campaign = load_campaign(ws, name)
+    except MultipleErrors as exc:
+        return list(exc.errors)
+    except CrmlistError as exc:
+        return [exc]
+    problems = _check_expressions(con, campaign, catalog, ws) + _check_columns(campaign, catalog)
+    if not problems:  # the whole query only when its parts are sound: else it fails on them again
+        problems.extend(_check_compiled(con, ws, campaign, catalog))
+    templates = sorted({campaign.template, *(c.template for c in campaign.cells if c.template)})
+    problems.extend(check_templates(ws, templates, extra_columns=catalog.facts))
+    return problems
+
+
+def _check_compiled(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign, catalog: Catalog
+) -> list[CrmlistError]:
+    """The campaign's whole query, compiled and bound by DuckDB (order_by, limits, cells together)."""
+    try:
+        compiled = compile_campaign(campaign, catalog, ws)
+        con.execute("EXPLAIN " + compiled.sql, compiled.params)
+    except MultipleErrors as exc:
+        return list(exc.errors)
+    except CrmlistError as exc:
+        return [exc]
+    except duckdb.Error as exc:
+        return [_db_problem(campaign, "", exc)]
+    return []
 
 
 def _expressions(campaign: Campaign) -> list[tuple[str, str]]:
