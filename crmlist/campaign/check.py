@@ -14,6 +14,7 @@ from crmlist.campaign.evaluate import build_catalog
 from crmlist.campaign.expressions import DIALECT, FACTS_ALIAS, Catalog, parse_condition, resolve_columns
 from crmlist.campaign.helpers import HelperExpander
 from crmlist.campaign.model import Campaign, campaign_names, load_campaign
+from crmlist.campaign.runner import wants_letters
 from crmlist.campaign.views import prepare_session
 from crmlist.errors import BadInputError, CrmlistError, MultipleErrors
 from crmlist.store import duckdb_reason
@@ -53,8 +54,9 @@ def _check_campaign(con: duckdb.DuckDBPyConnection, ws: Workspace, name: str, ca
     problems = _check_expressions(con, campaign, catalog, ws) + _check_columns(campaign, catalog)
     if not problems:  # the whole query only when its parts are sound: else it fails on them again
         problems.extend(_check_compiled(con, ws, campaign, catalog))
-    templates = sorted({campaign.template, *(c.template for c in campaign.cells if c.template)})
-    problems.extend(check_templates(ws, templates, extra_columns=catalog.facts))
+    if wants_letters(ws, campaign):  # run's own rule: a list-only campaign has no template to check
+        templates = sorted({campaign.template, *(c.template for c in campaign.cells if c.template)})
+        problems.extend(check_templates(ws, templates, extra_columns=catalog.facts))
     return problems
 
 

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from outsider import crmlist, ok
+from outsider import crmlist, ok, query
 
 AS_OF = "2026-11-01"
 SAMPLES = ("customers", "products", "purchases", "suppressions")
@@ -39,6 +39,13 @@ def shop(ws: Path) -> Path:
 
 def write(ws: Path, relative: str, text: str) -> None:
     (ws / relative).write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def list_only(ws: Path, name: str, extra: str = "") -> None:
+    """A rule file naming no template, with no templates/NAME.*.j2: a list, no letters."""
+    write(
+        ws, f"queries/{name}.toml", f'description = "A list"\nchannel = "email"\n{extra}[audience]\nwhere = ["TRUE"]\n'
+    )
 
 
 def test_check_reports_the_problems_of_every_campaign_not_just_the_first(ws: Path) -> None:
@@ -74,3 +81,32 @@ def test_check_reports_the_problems_of_every_campaign_not_just_the_first(ws: Pat
         "error": "queries/aaa_broken.toml: audience.where[0]: unknown column 'nosuchcol'\n"
         "queries/zzz_order.toml: cells[0].order_by: unknown column 'nosuch'",
     }
+
+
+def test_check_passes_a_list_only_campaign_that_run_runs(shop: Path) -> None:
+    list_only(shop, "plain_list")
+    done = ok("check", "plain_list", cwd=shop)
+    assert (done.stdout, done.stderr) == ("", "ok: 1 campaign(s) checked: plain_list\n")
+    ok("check", cwd=shop)  # with the sample campaigns too
+    run = ok("run", "plain_list", "--out", "out", "--as-of", AS_OF, "--json", cwd=shop)
+    doc = json.loads(run.stdout)
+    counts = doc["counts"]["plain_list"]
+    assert (doc["ok"], doc["status"], counts["letters"], counts["failed"]) == (True, {"plain_list": "complete"}, 0, 0)
+    assert counts["targets"] > 0
+    folder = Path(doc["paths"]["plain_list"])
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "control.csv", "manifest.json", "rules.toml", "targets.csv", "waterfall.csv"
+    ]  # fmt: skip
+
+
+def test_check_and_run_agree_on_a_named_template_that_is_missing(shop: Path) -> None:
+    list_only(shop, "named", 'template = "nosuch"\n')
+    message = [
+        "crmlist: error: templates/nosuch: no template of this name",
+        "hint: create templates/nosuch.txt.j2 (or .md, .html, .eml)",
+    ]
+    checked = crmlist("check", "named", cwd=shop)
+    assert (checked.returncode, checked.stderr.splitlines()) == (65, message)
+    run = crmlist("run", "named", "--out", "out", "--as-of", AS_OF, cwd=shop)
+    assert (run.returncode, run.stderr.splitlines()) == (1, message)
+    assert query(shop / "crmlist.duckdb", "SELECT count(*) FROM contact_history") == [(0,)]
