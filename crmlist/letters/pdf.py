@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import string
 from pathlib import Path
 from typing import Any
 
 from crmlist.letters.job import LetterJob, RenderedLetter
+from crmlist.letters.markdown import markdown_as_markup
+from crmlist.letters.typstmarkup import TypstMarkup, typst_finalize, typst_markup, typst_string
+
+__all__ = ["TypstMarkup", "typst_finalize", "typst_markup", "typst_string"]  # for the letter environment
 
 TYPST_EXT = "typ"
 PDF_BATCH_ROWS = 128  # letters per Typst document: a failure's retry cost stays small
 # Typst memoizes the layout of everything it compiled (100-200 kB a letter) and the Python binding
 # offers no way to evict it, so a worker is replaced after this many batches: its memory stays bounded.
 PDF_BATCHES_PER_WORKER = 8
-_MARKUP_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation})
-_STRING_ESCAPES = str.maketrans(
-    {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    | {chr(c): f"\\u{{{c:x}}}" for c in range(32) if chr(c) not in "\n\r\t"}
-)
 _LANG_RE = re.compile(r"^[a-z]{2,3}$")
 
 # Page layout for every letter: A4, a sender block top right, and the address window of a DIN 5008
@@ -44,31 +42,12 @@ PREAMBLE = """\
 """
 
 
-class TypstMarkup(str):
-    """Text that is Typst source already (from `typst_string`); templates' other values get escaped."""
-
-
-def typst_markup(value: Any) -> str:
-    """A value as literal text in Typst markup: every ASCII punctuation mark escaped, so no data is markup."""
-    return str(value).translate(_MARKUP_ESCAPES)
-
-
-def typst_string(value: Any) -> TypstMarkup:
-    """A value as a Typst string literal, for templates that pass data to Typst code: #link({{ x|typst_str }})."""
-    return TypstMarkup('"' + str(value).translate(_STRING_ESCAPES) + '"')
-
-
-def typst_finalize(value: Any) -> Any:
-    """Every {{ value }} of a .typ.j2 template escaped for Typst markup, unless it is Typst already."""
-    return value if isinstance(value, TypstMarkup) else typst_markup(value)
-
-
 def _array(items: list[str]) -> str:
     return "(" + "".join(f"{typst_string(item)}, " for item in items) + ")"
 
 
 def text_as_markup(text: str) -> str:
-    """A txt/md letter as Typst markup: its lines kept, blank lines as paragraph breaks."""
+    """A txt letter as Typst markup: its lines kept, blank lines as paragraph breaks."""
     out = []
     for line in text.replace("\r\n", "\n").split("\n"):
         line = line.strip()
@@ -97,9 +76,12 @@ def address_lines(customer: dict[str, Any], sender_country: str) -> tuple[str, .
 
 
 def letter_source(letter: RenderedLetter) -> str:
-    """One letter's call of the page layout; a .typ.j2 letter is markup already, txt and md are escaped."""
+    """One letter's call of the page layout: a .typ.j2 letter is markup already, an md letter is laid out
+    from its Markdown, and a txt letter keeps its lines with every character escaped."""
     body = letter.text or ""
-    if letter.ext != TYPST_EXT:
+    if letter.ext == "md":
+        body = markdown_as_markup(body)
+    elif letter.ext != TYPST_EXT:
         body = text_as_markup(body)
     primary = (letter.language or "").strip().lower().replace("_", "-").split("-")[0]
     lang = primary if _LANG_RE.match(primary) else "en"
