@@ -140,18 +140,55 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextlib.contextmanager
-def setting(con: duckdb.DuckDBPyConnection, name: str, value: str, when: bool = True) -> Iterator[None]:
+def setting(con: duckdb.DuckDBPyConnection, name: str, value: str | int | bool, when: bool = True) -> Iterator[None]:
     """A DuckDB setting changed for the block (when `when`), and restored to what it was afterwards."""
-    if not when:
+    with restored(con, name):
+        if when:
+            con.execute(f"SET {name} = ?", [value])
         yield
-        return
+
+
+@contextlib.contextmanager
+def restored(con: duckdb.DuckDBPyConnection, name: str) -> Iterator[None]:
+    """A DuckDB setting put back, when the block ends however it ends, to what it was when it began,
+    whatever the block (or a thread it started) set it to."""
     ((before,),) = con.execute("SELECT current_setting(?)", [name]).fetchall()
-    con.execute(f"SET {name} = ?", [value])
     try:
         yield
     finally:
         with contextlib.suppress(duckdb.Error):  # a stopped command may have lost its connection
             con.execute(f"SET {name} = ?", [before if before is not None else ""])
+
+
+def quoted(name: str) -> str:
+    """A table, view or column name as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def drop_temp(con: duckdb.DuckDBPyConnection, name: str, view: bool = False) -> None:
+    """Drop a temp table (or view) of the session if it is there."""
+    con.execute(f"DROP {'VIEW' if view else 'TABLE'} IF EXISTS temp.{quoted(name)}")
+
+
+@contextlib.contextmanager
+def dropped(con: duckdb.DuckDBPyConnection, *tables: str) -> Iterator[None]:
+    """Temp tables the block creates, dropped when it ends however it ends."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # a stopped command may have lost its connection
+            for table in tables:
+                drop_temp(con, table)
+
+
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, rows: Any) -> Iterator[str]:
+    """Python rows (an Arrow table) readable as `name` by the block's SQL; unregistered afterwards."""
+    con.register(name, rows)
+    try:
+        yield quoted(name)
+    finally:
+        con.unregister(name)
 
 
 def table_digest(

@@ -22,10 +22,10 @@ from crmlist.campaign.model import Campaign
 from crmlist.errors import BadInputError
 from crmlist.workspace import Workspace
 
-RESULT_TABLE = "crm_result"
-# crm_result's stage of global control members who would otherwise have passed the campaign's steps.
+# The result's stage of global control members who would otherwise have passed the campaign's steps.
 GLOBAL_STAGE = -1
-# The facts the campaign needs, materialised once per evaluation from the customer_facts view.
+# The relation a compiled query reads the facts from unless told otherwise: evaluate materialises the
+# facts the campaign needs under this name (Compiled.facts), once per evaluation.
 FACTS_TABLE = "crm_facts"
 
 # Channel -> (consent flag, usable-contact condition, dedupe keys in the order they are applied).
@@ -84,13 +84,20 @@ _BUCKET = "CAST(CAST(('0x' || substr(sha256({salt} || ':' || f.customer_id), 1, 
 
 @dataclass
 class Compiled:
-    """The campaign's query and what the runner needs to read its result."""
+    """The campaign's query, which reads the facts from the relation `facts` (and views), and what its
+    rows mean: one row per customer, (customer_id, stage, cell, rank)."""
 
-    sql: str
+    query: exp.Query
     params: dict[str, Any]
     steps: list[str]  # waterfall step names: stage code i+1 is steps[i]; the last one is the control split
+    facts: str = FACTS_TABLE  # the relation the query reads the facts from
     views: list[str] = field(default_factory=list)
     facts_columns: set[str] = field(default_factory=set)  # the facts columns the query reads
+
+    @property
+    def sql(self) -> str:
+        """The query in DuckDB SQL (engines transpile it from there)."""
+        return self.query.sql(dialect=DIALECT)
 
     @property
     def dedupe_stage(self) -> int:
@@ -119,8 +126,10 @@ def global_control(ws: Workspace) -> tuple[int, str] | None:
     return int(exact * 100), str(section.get("global_salt", "global"))
 
 
-def compile_campaign(campaign: Campaign, catalog: Catalog, ws: Workspace, exclude_run: str | None = None) -> Compiled:
-    """Compile every waterfall step, cells and the control split into one query creating crm_result."""
+def compile_campaign(
+    campaign: Campaign, catalog: Catalog, ws: Workspace, exclude_run: str | None = None, facts: str = FACTS_TABLE
+) -> Compiled:
+    """Compile every waterfall step, cells and the control split into one query over the facts in `facts`."""
     where = campaign.rule_file
     expander = HelperExpander(ws.root)
     views: set[str] = set()
@@ -184,7 +193,8 @@ def compile_campaign(campaign: Campaign, catalog: Catalog, ws: Workspace, exclud
     )
     params.update(salt=campaign.control_salt, control_pct=campaign.control_percent_x100)
     steps = [name for name, _ in stages] + [f"dedupe ({campaign.channel})", "cells", "control"]
-    sql = _assemble(
+    query = _assemble(
+        facts=facts,
         stages=len(stages),
         stage_case=stage_case,
         cell_case=cell_case,
@@ -195,12 +205,14 @@ def compile_campaign(campaign: Campaign, catalog: Catalog, ws: Workspace, exclud
         views=sorted(views),
         control=campaign.control_percent_x100 > 0,
     )
+    sql = query.sql(dialect=DIALECT)
     used = [k for k in params if f"${k}" in sql]
-    read = {c.name for c in _parse(sql.split(" AS ", 1)[1]).find_all(exp.Column) if c.table == FACTS_ALIAS}
+    read = {c.name for c in query.find_all(exp.Column) if c.table == FACTS_ALIAS}
     return Compiled(
-        sql=sql,
+        query=query,
         params={k: params[k] for k in used} | expander.params,
         steps=steps,
+        facts=facts,
         views=sorted(views),
         facts_columns=read,
     )
@@ -215,13 +227,13 @@ def _true(cond: exp.Expr) -> exp.Expr:
     return exp.func("coalesce", exp.Paren(this=cond), exp.false())
 
 
-def _assemble(**parts: Any) -> str:
+def _assemble(**parts: Any) -> exp.Query:
     joins = "".join(
         f' LEFT JOIN "{view}" ON "{view}".customer_id = {FACTS_ALIAS}.customer_id' for view in parts["views"]
     )
     keys = parts["dedupe_keys"]
     key_cols = ", ".join(f"{key} AS _k{i}" for i, key in enumerate(keys))
-    base = _parse(f"SELECT f.customer_id, f.monetary AS _monetary, {key_cols} FROM {FACTS_TABLE} AS f{joins}")
+    base = _parse(f"SELECT f.customer_id, f.monetary AS _monetary, {key_cols} FROM {parts['facts']} AS f{joins}")
     assert isinstance(base, exp.Select)
     base = base.select(
         exp.alias_(parts["stage_case"], "_stage"),
@@ -259,4 +271,6 @@ def _assemble(**parts: Any) -> str:
     )
     query = f"WITH {', '.join(layers)} {' UNION ALL '.join([*removed, final])}"
     # Round-trip through sqlglot: the whole query is one validated AST, rendered for the engine's dialect.
-    return f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS " + _parse(query).sql(dialect=DIALECT)
+    tree = _parse(query)
+    assert isinstance(tree, exp.Query)
+    return tree

@@ -1,8 +1,8 @@
 """Where a compiled campaign runs: DuckDB in the workspace session, or Spark; the engine is chosen here alone.
 
 The campaign side compiles (rule file, views, facts, the waterfall query) and hands the engine its
-queries; the engine only executes them. Both leave crm_selected in the workspace session, so lists,
-letters and contact history are written the same way whichever engine ran.
+queries; the engine only executes them. Both leave the selected rows in the workspace session, where the
+Selection names them, so lists, letters and contact history are written the same way whichever engine ran.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import duckdb
 import pyarrow as pa
 
 from crmlist import store
-from crmlist.campaign.compiler import FACTS_TABLE, RESULT_TABLE
 from crmlist.campaign.evaluate import (
-    CELLS_TABLE,
-    SELECTED_TABLE,
     CellCount,
+    Relations,
     Selection,
     Step,
     evaluate,
@@ -50,7 +48,7 @@ def evaluate_on(
     engine: str | None = None,
     once: bool = False,
 ) -> Selection:
-    """Evaluate a campaign on the chosen engine, leaving crm_selected in `con` either way (see evaluate).
+    """Evaluate a campaign on the chosen engine, leaving the selected rows in `con` either way (see evaluate).
 
     Spark reads the Parquet sources, but contact history (caps, not_contacted(), responded()) always
     from `con`: the workspace database holds every contact recorded, the lake only those of its export.
@@ -68,7 +66,7 @@ class SparkSelection:
     """A campaign evaluated on Spark: the DuckDB engine's Selection, with the rows it selected as Arrow.
 
     `targets` and `control` have the columns, types and order of `list_query`; `selected` holds the
-    crm_selected rows (every fact of targets and controls) for letters and contact history; `sources`
+    selected rows (every fact of targets and controls) for letters and contact history; `sources`
     lists the Parquet files read, for the run id.
     """
 
@@ -90,12 +88,11 @@ class SparkSelection:
         return self.selection.counts()
 
     def into(self, con: duckdb.DuckDBPyConnection) -> Selection:
-        """crm_selected in `con` as evaluate() leaves it: list_query, letters and history then work unchanged."""
-        con.register("crm_spark_selected", self.selected)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {SELECTED_TABLE} AS SELECT * FROM crm_spark_selected")
-        finally:
-            con.unregister("crm_spark_selected")
+        """The selected rows in `con` as evaluate() leaves them: lists, letters and history then work unchanged.
+
+        Only those: the facts and the result stayed in Spark."""
+        with store.registered(con, "crm_spark_selected", self.selected) as rows:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {self.selection.rows} AS SELECT * FROM {rows}")
         return self.selection
 
 
@@ -122,12 +119,14 @@ def spark_evaluate(
         # The DuckDB engine itself over empty tables of the same types gives the views, catalog, compiled
         # query, facts columns and errors exactly as DuckDB has them; Spark then runs them on the data.
         shape = evaluate(run.scratch, ws, campaign, as_of, exclude_run, columns)
+        relations = shape.relations
         run.refresh_schema()
-        _prepare(run, ws)
+        _prepare(run, ws, relations)
         result = run.query(shape.compiled.sql, shape.compiled.params)
-        run.keep(FACTS_TABLE, run.query(_facts_sql(run)))
-        run.keep(RESULT_TABLE, result)
-        counts = run.fetch(run.query(f"SELECT stage, cell, count(*) AS n FROM {RESULT_TABLE} GROUP BY stage, cell"))
+        run.keep(relations.facts, run.query(_facts_sql(run, relations.facts)))
+        run.keep(relations.result, result)
+        result_rows = store.quoted(relations.result)
+        counts = run.fetch(run.query(f"SELECT stage, cell, count(*) AS n FROM {result_rows} GROUP BY stage, cell"))
         waterfall, cells = tally(shape.compiled, campaign, _count_rows(counts))
         selection = dataclasses.replace(shape, waterfall=waterfall, cells=cells, engine="spark")
         selected = _selected(run, selection)
@@ -142,17 +141,18 @@ def _workspace_history(ws: Workspace) -> pa.Table | None:
         return con.sql("SELECT * FROM contact_history").to_arrow_table()
 
 
-def _prepare(run: SparkRun, ws: Workspace) -> None:
-    """run_params, the cells, every view of queries/, and crm_facts as a view of the facts the campaign reads."""
+def _prepare(run: SparkRun, ws: Workspace, relations: Relations) -> None:
+    """run_params, the cells, every view of queries/, and the facts as a view of those the campaign reads."""
     run.share("run_params")
     for view in discover_views(ws):
         run.view(view.name, view.sql, f"queries/{view.path.name}")
-    run.view(FACTS_TABLE, _facts_sql(run))
-    run.share(CELLS_TABLE)
+    run.view(relations.facts, _facts_sql(run, relations.facts))
+    run.share(relations.cells)
 
 
-def _facts_sql(run: SparkRun) -> str:
-    columns = ", ".join(_quoted(c) for c in run.columns(FACTS_TABLE))
+def _facts_sql(run: SparkRun, facts: str) -> str:
+    """The facts columns the scratch evaluation computed, from Spark's customer_facts."""
+    columns = ", ".join(store.quoted(c) for c in run.columns(facts))
     return f"SELECT {columns} FROM customer_facts"
 
 
@@ -161,22 +161,17 @@ def _count_rows(counts: pa.Table) -> list[tuple[int, int | None, int]]:
 
 
 def _selected(run: SparkRun, selection: Selection) -> pa.Table:
-    """crm_selected as the DuckDB engine builds it, filled from Spark's rows."""
+    """The selected rows as the DuckDB engine builds them, filled from Spark's rows."""
     rows = run.fetch(run.query(selected_sql(selection)))
-    expected = run.columns(SELECTED_TABLE)
+    expected = run.columns(selection.relations.selected)
     if rows.column_names != expected:
         raise CrmlistError(run.where, "the Spark engine's selected columns differ from DuckDB's", None)
-    run.scratch.register("crm_spark_selected", rows)
     order = "crm_cell_idx, crm_rank, customer_id"
-    run.scratch.execute(f"INSERT INTO {SELECTED_TABLE} SELECT * FROM crm_spark_selected ORDER BY {order}")
-    run.scratch.unregister("crm_spark_selected")
-    return run.scratch.sql(f"SELECT * FROM {SELECTED_TABLE}").to_arrow_table()
+    with store.registered(run.scratch, "crm_spark_selected", rows) as spark_rows:
+        run.scratch.execute(f"INSERT INTO {selection.rows} SELECT * FROM {spark_rows} ORDER BY {order}")
+    return run.scratch.sql(f"SELECT * FROM {selection.rows}").to_arrow_table()
 
 
 def _list(scratch: duckdb.DuckDBPyConnection, selection: Selection, control: bool) -> pa.Table:
     sql, params = list_query(selection, control)
     return scratch.sql(sql, params=params).to_arrow_table()
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_columns, resolve_as_of
+from crmlist.campaign.evaluate import Selection, list_columns, resolve_as_of, scoped
 from crmlist.campaign.execute import evaluate_on
 from crmlist.campaign.identity import changes, recorded_wave, run_id_for, run_inputs
 from crmlist.campaign.model import load_campaign
@@ -87,6 +87,15 @@ def preview_campaign(
         verdict = Verdict("refuse", run_id, earlier.run_id, changes(earlier.inputs, inputs))
     exclude = earlier.run_id if earlier else None
     selection = evaluate_on(con, ws, campaign, as_of_date, exclude_run=exclude, columns=SAMPLE_COLUMNS, engine=engine)
+    with scoped(con, selection):
+        sample_columns, sample = _sample(con, selection, sample_size, show_personal)
+        return Preview(selection, sample_columns, sample, _plan(con, selection, exclude), verdict)
+
+
+def _sample(
+    con: duckdb.DuckDBPyConnection, selection: Selection, size: int, show_personal: bool
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The first targets in list order: their columns (without the crm_ prefix) and rows."""
     if show_personal:
         columns = [c for c in list_columns(selection) if c not in {"campaign", "channel", "cell", "offer"}]
         columns = ["customer_id", "crm_cell", "crm_offer", *[c for c in columns if c != "customer_id"]]
@@ -94,12 +103,11 @@ def preview_campaign(
         columns = SAMPLE_COLUMNS
     select = ", ".join(f'"{c}"' for c in columns)
     sample = con.execute(
-        f"SELECT {select} FROM {SELECTED_TABLE} WHERE crm_is_target "
+        f"SELECT {select} FROM {selection.rows} WHERE crm_is_target "
         "ORDER BY crm_cell_idx, crm_rank, customer_id LIMIT ?",
-        [sample_size],
+        [size],
     ).fetchall()
-    shown = [c.removeprefix("crm_") for c in columns]
-    return Preview(selection, shown, sample, _plan(con, selection, exclude), verdict)
+    return [c.removeprefix("crm_") for c in columns], sample
 
 
 def _plan(con: duckdb.DuckDBPyConnection, selection: Selection, against: str | None) -> Plan | None:
@@ -119,7 +127,7 @@ def _plan(con: duckdb.DuckDBPyConnection, selection: Selection, against: str | N
     cells = [(c.name, cells_before.get(c.name, {}).get("targets"), c.targets) for c in selection.cells]
     moved = con.execute(
         f"""
-        WITH now AS (SELECT customer_id FROM {SELECTED_TABLE} WHERE crm_is_target),
+        WITH now AS (SELECT customer_id FROM {selection.rows} WHERE crm_is_target),
         was AS (SELECT customer_id FROM contact_history WHERE run_id = ? AND NOT is_control)
         SELECT (SELECT count(*) FROM now WHERE customer_id NOT IN (SELECT customer_id FROM was)),
                (SELECT count(*) FROM was WHERE customer_id NOT IN (SELECT customer_id FROM now))

@@ -19,11 +19,11 @@ from typing import Any
 
 import duckdb
 
-from crmlist.campaign.evaluate import SELECTED_TABLE, list_query
+from crmlist.campaign.evaluate import Selection, letter_targets, list_query, scoped
 from crmlist.campaign.execute import evaluate_on
 from crmlist.campaign.identity import changes, run_inputs
 from crmlist.campaign.model import Campaign, campaign_path, load_campaign
-from crmlist.campaign.runner import RULES_COPY, RunResult, prepare_letter_targets, recover, swap_into_place
+from crmlist.campaign.runner import RULES_COPY, RunResult, recover, swap_into_place
 from crmlist.errors import CrmlistError, NotFoundError
 from crmlist.logs import rule_free_counts
 from crmlist.outputs import sha256_file, write_json, write_query
@@ -78,14 +78,14 @@ def resume_letters(con: duckdb.DuckDBPyConnection, ws: Workspace, run_id: str, j
     manifest = json.loads((run.folder / "manifest.json").read_text(encoding="utf-8"))
     tmp = run.folder.with_name(f".{run_id}.tmp-{os.getpid()}")
     try:
-        # links are copied as links: crmlist never reads or writes through one planted in a run folder
-        ignored = shutil.ignore_patterns("manifest.json", "failed.csv")
-        shutil.copytree(run.folder, tmp, symlinks=True, ignore=ignored)
-        sql, params = list_query(selection)
-        write_query(con, sql, params, tmp / "targets.csv", "csv")
-        _require_recorded_targets(con, run, manifest, tmp / "targets.csv", fixed)
-        prepare_letter_targets(con, selection)
-        result = _render_and_record(con, ws, run, campaign, manifest, failed, tmp, jobs)
+        with scoped(con, selection):
+            # links are copied as links: crmlist never reads or writes through one planted in a run folder
+            ignored = shutil.ignore_patterns("manifest.json", "failed.csv")
+            shutil.copytree(run.folder, tmp, symlinks=True, ignore=ignored)
+            sql, params = list_query(selection)
+            write_query(con, sql, params, tmp / "targets.csv", "csv")
+            _require_recorded_targets(con, run, manifest, tmp / "targets.csv", fixed)
+            result = _render_and_record(con, ws, run, selection, manifest, failed, tmp, jobs)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -178,7 +178,7 @@ def _render_and_record(
     con: duckdb.DuckDBPyConnection,
     ws: Workspace,
     run: RecordedRun,
-    campaign: Campaign,
+    selection: Selection,
     manifest: dict[str, Any],
     failed: list[str],
     tmp: Path,
@@ -191,14 +191,15 @@ def _render_and_record(
     # A bundle is one file: it is rendered again whole; letter files: only the missing ones.
     wanted = set(failed)
     job = LetterJob(run.campaign, run.as_of, fmt, only_ids=wanted if fmt == "files" else None, jobs=jobs)
-    letters = render_letters(con, ws, job, tmp)
+    with letter_targets(con, selection) as targets:
+        letters = render_letters(con, ws, job, tmp, targets)
     new = [cid for cid in letters.written if cid in wanted]
     counts = run.counts | {"letters": run.counts.get("letters", 0) + len(new), "failed": len(letters.failed)}
     status = "partial" if letters.failed else "complete"
     manifest |= {"status": status, "counts": rule_free_counts(counts)}
     manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     write_json(tmp / "manifest.json", manifest)
-    _record_resumed(con, campaign, run, new, status, counts)
+    _record_resumed(con, selection, run, new, status, counts)
     failed_ids = [f.customer_id for f in letters.failed]
     return RunResult(run.run_id, run.campaign, run.as_of, run.folder, status, counts, len(failed_ids), True, failed_ids)
 
@@ -212,7 +213,7 @@ def _failed_ids(path: Path) -> list[str]:
 
 def _record_resumed(
     con: duckdb.DuckDBPyConnection,
-    campaign: Campaign,
+    selection: Selection,
     run: RecordedRun,
     written: list[str],
     status: str,
@@ -223,11 +224,11 @@ def _record_resumed(
         con.execute(
             "INSERT INTO contact_history (run_id, campaign, cell, customer_id, channel, offer, is_control, as_of) "
             f"SELECT $run_id, $campaign, crm_cell, customer_id, $channel, crm_offer, "
-            f"FALSE, $as_of FROM {SELECTED_TABLE} WHERE crm_is_target AND list_contains($ids, customer_id)",
+            f"FALSE, $as_of FROM {selection.rows} WHERE crm_is_target AND list_contains($ids, customer_id)",
             {
                 "run_id": run.run_id,
-                "campaign": campaign.name,
-                "channel": campaign.channel,
+                "campaign": selection.campaign.name,
+                "channel": selection.campaign.channel,
                 "as_of": run.as_of,
                 "ids": written,
             },

@@ -14,7 +14,15 @@ from typing import Any
 
 import duckdb
 
-from crmlist.campaign.evaluate import SELECTED_TABLE, Selection, list_query, resolve_as_of
+from crmlist.campaign.evaluate import (
+    Selection,
+    create_letter_targets,
+    global_control_members,
+    letter_targets,
+    list_query,
+    resolve_as_of,
+    scoped,
+)
 from crmlist.campaign.execute import evaluate_on
 from crmlist.campaign.identity import RecordedRun, changes, recorded_wave, run_id_for, run_inputs
 from crmlist.campaign.model import Campaign, load_campaign
@@ -97,11 +105,12 @@ def run_campaign(
     aside: Path | None = None
     committed = False
     try:
-        result = _write_run(con, ws, selection, run_id, tmp, final, LetterSettings(letters_format, jobs))
-        pause_point("run:after-manifest")
-        aside = move_aside(replaced)
-        _record(con, selection, RunRecord(run_id, wave, inputs, exclude), final, result)
-        committed = True
+        with scoped(con, selection):
+            result = _write_run(con, ws, selection, run_id, tmp, final, LetterSettings(letters_format, jobs))
+            pause_point("run:after-manifest")
+            aside = move_aside(replaced)
+            _record(con, selection, RunRecord(run_id, wave, inputs, exclude), final, result)
+            committed = True
         pause_point("run:after-commit")
     except BaseException:
         if committed:  # stopped (SIGTERM, Ctrl-C) after the history was recorded: its folder lands too
@@ -166,15 +175,15 @@ def _write_run(
         [[s.step, s.remaining, s.removed] for s in selection.waterfall],
     )
     if wants_letters(ws, campaign):
-        prepare_letter_targets(con, selection)
         job = LetterJob(campaign.name, selection.as_of, settings.letters_format, jobs=settings.jobs)
-        letters = render_letters(con, ws, job, tmp)
+        with letter_targets(con, selection) as targets:
+            letters = render_letters(con, ws, job, tmp, targets)
     else:
         letters = LetterResult(written=[], failed=[], paths=[])
     counts = selection.counts() | {"letters": len(letters.written), "failed": len(letters.failed)}
-    members = con.execute(f"SELECT count(*) FROM {SELECTED_TABLE} WHERE crm_group = 'global'").fetchone()
-    if members and members[0]:  # global control members who would have been targets: recorded as such
-        counts["global_control"] = int(members[0])
+    members = global_control_members(con, selection)
+    if members:  # global control members who would have been targets: recorded as such
+        counts["global_control"] = members
     if letters.failed and not letters.written:
         raise CrmlistError(
             campaign.rule_file,
@@ -230,17 +239,9 @@ def wants_letters(ws: Workspace, campaign: Campaign) -> bool:
     return folder.is_dir() and any(folder.glob(f"{campaign.template}.*j2"))
 
 
-def prepare_letter_targets(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
-    """The letter_targets table the renderer reads: facts of each target plus campaign, cell, offer, template."""
-    campaign = selection.campaign
-    extras = "".join(f', "x_{c}"' for c in selection.extra_relations)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE letter_targets AS SELECT * EXCLUDE (crm_is_target, crm_group, crm_cell_idx, "
-        f"crm_rank, crm_cell_template{extras}), $campaign AS crm_campaign, $channel AS crm_channel, "
-        f"coalesce(crm_cell_template, $template) AS crm_template FROM {SELECTED_TABLE} "
-        "WHERE crm_is_target ORDER BY customer_id",
-        {"campaign": campaign.name, "channel": campaign.channel, "template": campaign.template},
-    )
+def prepare_letter_targets(con: duckdb.DuckDBPyConnection, selection: Selection) -> str:
+    """The letter_targets table the renderer reads, kept for the session (letters without a run); its name."""
+    return create_letter_targets(con, selection)
 
 
 @dataclass(frozen=True)
@@ -253,11 +254,11 @@ class RunRecord:
     replaces: str | None = None
 
 
-_HISTORY_INSERT = f"""
+_HISTORY_INSERT = """
 INSERT INTO contact_history (run_id, campaign, cell, customer_id, channel, offer, is_control, as_of, control_group)
 SELECT $run_id, $campaign, crm_cell, customer_id, $channel, crm_offer, NOT crm_is_target, $as_of,
        CASE crm_group WHEN 'control' THEN 'campaign' WHEN 'global' THEN 'global' END
-FROM {SELECTED_TABLE} WHERE NOT crm_is_target OR NOT list_contains($failed, customer_id)
+FROM {selected} WHERE NOT crm_is_target OR NOT list_contains($failed, customer_id)
 """
 
 
@@ -272,7 +273,7 @@ def _record(
         con.execute("DELETE FROM contact_history WHERE list_contains($ids, run_id)", {"ids": replaced})
         con.execute("DELETE FROM runs WHERE list_contains($ids, run_id)", {"ids": replaced})
         con.execute(
-            _HISTORY_INSERT,
+            _HISTORY_INSERT.format(selected=selection.rows),
             {
                 "run_id": record.run_id,
                 "campaign": selection.campaign.name,

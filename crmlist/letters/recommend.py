@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from crmlist.errors import BadInputError
+from crmlist.store import drop_temp, dropped
 from crmlist.workspace import Workspace
 
 RECOMMENDATIONS_TABLE = "letter_recommendations"
@@ -202,29 +206,46 @@ def _check_names(*names: str) -> None:
             raise ValueError(f"not a table name: {name!r}")
 
 
-def prepare_recommendations(con: duckdb.DuckDBPyConnection, ws: Workspace) -> dict[str, Any]:
-    """Compute what every range of targets shares (the co-purchase lift); the parameters of recs_ctes."""
+@dataclass(frozen=True)
+class Lift:
+    """The co-purchase lift of one letters run: the table recs_ctes reads, and the parameters it binds."""
+
+    table: str
+    params: dict[str, Any]
+
+
+@contextlib.contextmanager
+def co_purchase_lift(con: duckdb.DuckDBPyConnection, ws: Workspace) -> Iterator[Lift]:
+    """Compute what every range of targets shares (the co-purchase lift) for the block; dropped afterwards."""
     params = {"exclude": excluded_categories(ws), "n": recommend_count(ws)}
-    nums, baskets, counts = (f"{LIFT_TABLE}_{part}" for part in ("nums", "baskets", "counts"))
-    con.execute(LIFT_NUMS_SQL.format(into=nums))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {counts} (anchor INTEGER, other INTEGER, n BIGINT)")
-    purchases = int(con.execute("SELECT count(*) FROM purchases").fetchall()[0][0])
-    slices = max(1, -(-purchases // LIFT_SLICE_ROWS))
-    for piece in range(slices):  # integers in the text: a bound parameter here costs a third more
-        where = f"AND hash(pu.order_id) % {slices} = {piece}" if slices > 1 else ""
-        con.execute(LIFT_BASKETS_SQL.format(into=baskets, nums=nums, slice=where))
-        con.execute(LIFT_COUNTS_SQL.format(into=counts, baskets=baskets))
-    con.execute(LIFT_SQL.format(into=LIFT_TABLE, counts=counts, nums=nums))
-    for table in (baskets, counts, nums):
-        con.execute(f"DROP TABLE {table}")
-    return params
+    try:
+        _compute_lift(con, LIFT_TABLE)
+        yield Lift(LIFT_TABLE, params)
+    finally:
+        with contextlib.suppress(duckdb.Error):  # a stopped command may have lost its connection
+            drop_temp(con, LIFT_TABLE)
 
 
-def recs_ctes(targets: str, within: str) -> str:
+def _compute_lift(con: duckdb.DuckDBPyConnection, into: str) -> None:
+    """The lift table `into`, from purchases counted a slice of the orders at a time."""
+    nums, baskets, counts = (f"{into}_{part}" for part in ("nums", "baskets", "counts"))
+    with dropped(con, baskets, counts, nums):
+        con.execute(LIFT_NUMS_SQL.format(into=nums))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {counts} (anchor INTEGER, other INTEGER, n BIGINT)")
+        purchases = int(con.execute("SELECT count(*) FROM purchases").fetchall()[0][0])
+        slices = max(1, -(-purchases // LIFT_SLICE_ROWS))
+        for piece in range(slices):  # integers in the text: a bound parameter here costs a third more
+            where = f"AND hash(pu.order_id) % {slices} = {piece}" if slices > 1 else ""
+            con.execute(LIFT_BASKETS_SQL.format(into=baskets, nums=nums, slice=where))
+            con.execute(LIFT_COUNTS_SQL.format(into=counts, baskets=baskets))
+        con.execute(LIFT_SQL.format(into=into, counts=counts, nums=nums))
+
+
+def recs_ctes(targets: str, within: str, lift: Lift) -> str:
     """The WITH list ending in `recs` for the targets of `targets` that the condition `within` selects
-    (on customer_id, with bound parameters); run prepare_recommendations first."""
-    _check_names(targets)
-    return RECS_CTES.format(targets=targets, within=within, lift=LIFT_TABLE)
+    (on customer_id, with bound parameters), offering co-purchases by `lift` (bind lift.params too)."""
+    _check_names(targets, lift.table)
+    return RECS_CTES.format(targets=targets, within=within, lift=lift.table)
 
 
 def range_starts(con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: Any = None) -> list[str]:
@@ -256,12 +277,12 @@ def range_bounds(starts: list[str]) -> list[dict[str, str | None]]:
 def compute_recommendations(con: duckdb.DuckDBPyConnection, ws: Workspace, targets: str = "letter_targets") -> str:
     """Fill a temp table with one row per (customer_id, rank) for every target, a range of targets at a
     time; returns its name. (render_letters computes each range's own as it streams.)"""
-    _check_names(targets, RECOMMENDATIONS_TABLE, LIFT_TABLE)
-    params = prepare_recommendations(con, ws)
-    ranges = range_bounds(range_starts(con, targets)) or [{"lo": None}]  # no targets: an empty table
-    for i, bounds in enumerate(ranges):
-        verb = "INSERT INTO" if i else "CREATE OR REPLACE TEMP TABLE"
-        verb += f" {RECOMMENDATIONS_TABLE}" + ("" if i else " AS")
-        ctes = recs_ctes(targets, range_condition("", "hi" not in bounds))
-        con.execute(f"{verb} WITH {ctes} {RANK_ROWS_SQL}", params | bounds)
+    _check_names(targets, RECOMMENDATIONS_TABLE)
+    with co_purchase_lift(con, ws) as lift:
+        ranges = range_bounds(range_starts(con, targets)) or [{"lo": None}]  # no targets: an empty table
+        for i, bounds in enumerate(ranges):
+            verb = "INSERT INTO" if i else "CREATE OR REPLACE TEMP TABLE"
+            verb += f" {RECOMMENDATIONS_TABLE}" + ("" if i else " AS")
+            ctes = recs_ctes(targets, range_condition("", "hi" not in bounds), lift)
+            con.execute(f"{verb} WITH {ctes} {RANK_ROWS_SQL}", lift.params | bounds)
     return RECOMMENDATIONS_TABLE

@@ -11,12 +11,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from crmlist import store
 from crmlist.errors import BadInputError, UsageError
 from crmlist.letters.ahead import Ahead
 from crmlist.letters.job import LETTER_FORMATS, CustomerIds, LetterFailure, LetterJob, LetterResult, RenderedChunk
 from crmlist.letters.pdf import PDF_BATCH_ROWS, PDF_BATCHES_PER_WORKER
 from crmlist.letters.pool import WorkerPool, pool_size
-from crmlist.letters.recommend import prepare_recommendations, range_bounds, range_condition, range_starts, recs_ctes
+from crmlist.letters.recommend import Lift, co_purchase_lift, range_bounds, range_condition, range_starts, recs_ctes
 from crmlist.letters.render import RECS_COLUMN, Renderer
 from crmlist.letters.worker import WorkerError, render_in_worker, start_renderer
 from crmlist.letters.writers import LetterWriter, open_writer, write_failed_csv
@@ -48,15 +49,15 @@ def _only(only_ids: set[str] | None, column: str) -> tuple[str, dict[str, Any]]:
     return f" AND {column} IN (SELECT unnest(CAST($ids AS VARCHAR[])))", {"ids": sorted(only_ids)}
 
 
-def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last: bool, recommend: bool) -> str:
-    """Targets from $lo (to $hi) in customer_id order ($ids when only_ids is given); with recommend, each
+def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last: bool, lift: Lift | None) -> str:
+    """Targets from $lo (to $hi) in customer_id order ($ids when only_ids is given); with a lift, each
     with its recommendations (a list of structs), which the same statement computes for just these targets."""
     only, _ = _only(only_ids, "customer_id")
     t_only, _ = _only(only_ids, "t.customer_id")
     selected = ", ".join(f"t.{_quoted(c)}" for c in columns)
-    if not recommend:
+    if lift is None:
         return f"SELECT {selected} FROM {table} AS t WHERE {range_condition('t', last)}{t_only} ORDER BY t.customer_id"
-    ctes = recs_ctes(table, range_condition("", last) + only)
+    ctes = recs_ctes(table, range_condition("", last) + only, lift)
     return f"""
         WITH {ctes}
         SELECT {selected}, coalesce(r.recs, []) AS {RECS_COLUMN}
@@ -79,14 +80,14 @@ def range_batches(
     """Targets in customer_id order (with recommend, with their recommendations): a range of RANGE_ROWS
     targets per statement, so that DuckDB's memory stays bounded however many there are, as Arrow
     batches of `rows`. DuckDB computes the lift with all its threads, the ranges with `threads` (the
-    cores the workers leave)."""
-    params = prepare_recommendations(con, ws) if recommend else {}
-    if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    where, ids = _only(only_ids, "t.customer_id")
-    for bounds in range_bounds(range_starts(con, table, where, ids)):
-        sql = _range_query(table, columns, only_ids, last="hi" not in bounds, recommend=recommend)
-        yield list(con.sql(sql, params=params | ids | bounds).to_arrow_reader(rows))
+    cores the workers leave); the lift is dropped and the threads are put back once the ranges are done."""
+    lifted = co_purchase_lift(con, ws) if recommend else contextlib.nullcontext(None)
+    with lifted as lift, store.setting(con, "threads", int(threads or 0), when=threads is not None):
+        params = lift.params if lift else {}
+        where, ids = _only(only_ids, "t.customer_id")
+        for bounds in range_bounds(range_starts(con, table, where, ids)):
+            sql = _range_query(table, columns, only_ids, last="hi" not in bounds, lift=lift)
+            yield list(con.sql(sql, params=params | ids | bounds).to_arrow_reader(rows))
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str, only_ids: set[str] | None) -> int:
@@ -147,7 +148,15 @@ def render_letters(
     if not _IDENT_RE.match(table):
         raise ValueError(f"not a table name: {table!r}")
     jobs = pool_size(job.jobs)  # a bad --jobs fails before any work
-    con.execute("SET enable_progress_bar_print = false")  # DuckDB would draw on stderr: a library prints nothing
+    # DuckDB would draw on stderr: a library prints nothing
+    with store.setting(con, "enable_progress_bar_print", False):
+        return _render(con, ws, job, out_dir, table, jobs)
+
+
+def _render(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, job: LetterJob, out_dir: Path, table: str, jobs: int
+) -> LetterResult:
+    """render_letters' work: templates, batches, workers, and the ranges' queries running ahead."""
     renderer = Renderer(ws, job, out_dir)
     names = _template_names(con, table)
     renderer.prepare(names)
@@ -158,19 +167,10 @@ def render_letters(
     threads = max(1, pool_size(None) - workers)  # renderers on every core: DuckDB takes what is left
     recommend = renderer.wants_recommendations
     ranges = Ahead(con, lambda: range_batches(con, ws, table, columns, job.only_ids, rows, threads, recommend))
-    with _duckdb_threads(con), _pool(renderer, names, workers, batches, out_dir) as pool, ranges:
+    # The ranges' thread sets DuckDB's threads; a stopped run may leave before it puts them back: here they are.
+    with store.restored(con, "threads"), _pool(renderer, names, workers, batches, out_dir) as pool, ranges:
         # the next range's query runs while the workers render this one's
         reader = (batch for batches in ranges for batch in batches)
         chunks = pool.map_in_order(render_in_worker, reader) if pool else map(renderer.render_chunk, reader)
         # an error or a signal anywhere in here leaves the `with` block, which stops the query and the workers
         return _write_all(chunks, open_writer(out_dir, job), out_dir)
-
-
-@contextlib.contextmanager
-def _duckdb_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """DuckDB's thread count as it was before the run, whatever the run set it to."""
-    before = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {before}")
