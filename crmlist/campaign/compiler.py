@@ -28,15 +28,18 @@ GLOBAL_STAGE = -1
 # facts the campaign needs under this name (Compiled.facts), once per evaluation.
 FACTS_TABLE = "crm_facts"
 
-# Channel -> (consent flag, usable-contact condition, dedupe keys in the order they are applied).
+# Channel -> (consent flag, conditions that make its contact usable, dedupe keys in the order applied).
 CONTACT = {
-    "email": ("email_opt_in", "nullif(trim(f.email), '') IS NOT NULL", ["f.email_key"]),
-    "sms": ("sms_opt_in", "nullif(trim(f.phone), '') IS NOT NULL", ["f.phone_key"]),
-    "phone": ("phone_opt_in", "nullif(trim(f.phone), '') IS NOT NULL", ["f.phone_key"]),
+    "email": ("email_opt_in", ["nullif(trim(f.email), '') IS NOT NULL"], ["f.email_key"]),
+    "sms": ("sms_opt_in", ["nullif(trim(f.phone), '') IS NOT NULL"], ["f.phone_key"]),
+    "phone": ("phone_opt_in", ["nullif(trim(f.phone), '') IS NOT NULL"], ["f.phone_key"]),
     "mail": (
         "mail_opt_in",
-        "nullif(trim(f.street), '') IS NOT NULL AND nullif(trim(f.postal_code), '') IS NOT NULL"
-        " AND nullif(trim(f.city), '') IS NOT NULL",
+        [
+            "nullif(trim(f.street), '') IS NOT NULL",
+            "nullif(trim(f.postal_code), '') IS NOT NULL",
+            "nullif(trim(f.city), '') IS NOT NULL",
+        ],
         ["nullif(trim(f.household_id), '')", "f.address_key || '|' || upper(coalesce(trim(f.country), ''))"],
     ),
 }
@@ -78,8 +81,9 @@ WHERE NOT ch.is_control AND ch.as_of <= rp.as_of AND ch.as_of > rp.as_of - CAST(
   AND ch.run_id IS DISTINCT FROM $exclude_run
 GROUP BY ch.customer_id HAVING count(*) >= $cap_max
 """
-# h mod 10000 where h is the first 16 hex digits of sha256(salt:customer_id) as an unsigned 64-bit integer.
-_BUCKET = "CAST(CAST(('0x' || substr(sha256({salt} || ':' || f.customer_id), 1, 16)) AS UBIGINT) % 10000 AS INTEGER)"
+# h mod 10000 where h is the first 16 hex digits of sha256(salt:customer_id) as an unsigned 64-bit integer;
+# `salt` and `customer_id` stand for the expressions _bucket() puts in their place.
+_BUCKET = "CAST(CAST(('0x' || substr(sha256(salt || ':' || customer_id), 1, 16)) AS UBIGINT) % 10000 AS INTEGER)"
 
 
 @dataclass
@@ -130,147 +134,245 @@ def compile_campaign(
     campaign: Campaign, catalog: Catalog, ws: Workspace, exclude_run: str | None = None, facts: str = FACTS_TABLE
 ) -> Compiled:
     """Compile every waterfall step, cells and the control split into one query over the facts in `facts`."""
-    where = campaign.rule_file
-    expander = HelperExpander(ws.root)
-    views: set[str] = set()
-
-    def condition(text: str, key: str) -> exp.Expr:
-        tree = resolve_columns(parse_condition(text, where, key), catalog, where, key, views)
-        return expander.expand(tree, where, key)
-
-    consent, usable, dedupe_keys = CONTACT[campaign.channel]
-    stages: list[tuple[str, exp.Expr]] = []  # (step name, condition that REMOVES the customer)
+    rules = _Rules(campaign, catalog, ws)
     params: dict[str, Any] = {"channel": campaign.channel, "exclude_run": exclude_run or ""}
     glob = global_control(ws)
     if glob:
         params.update(global_pct=glob[0], global_salt=glob[1])
-        stages.append(("global control", _parse(_BUCKET.format(salt="$global_salt") + " < $global_pct")))
-    stages.append(
-        (
-            f"consent and contact ({campaign.channel})",
-            _parse(f"NOT (coalesce(f.{consent}, FALSE) AND {usable})"),
-        )
+    stages = _stages(campaign, glob is not None, rules, params)
+    cells = _cells(campaign, rules, params)
+    params.update(salt=campaign.control_salt, control_pct=campaign.control_percent_x100)
+    query = _assemble(
+        _Facts(facts, [_parse(key) for key in CONTACT[campaign.channel][2]], sorted(rules.views)),
+        _stage_case(stages, held_out=glob is not None),
+        len(stages),
+        cells,
+        control=campaign.control_percent_x100 > 0,
     )
-    stages.append((f"suppressions ({campaign.channel})", _parse(f"f.customer_id IN ({_SUPPRESSED})")))
+    used = {p.name for p in query.find_all(exp.Placeholder)}
+    return Compiled(
+        query=query,
+        params={k: v for k, v in params.items() if k in used} | rules.expander.params,
+        steps=[name for name, _ in stages] + [f"dedupe ({campaign.channel})", "cells", "control"],
+        facts=facts,
+        views=sorted(rules.views),
+        facts_columns={c.name for c in query.find_all(exp.Column) if c.table == FACTS_ALIAS},
+    )
+
+
+class _Rules:
+    """A campaign's rule expressions resolved against the catalog, helpers expanded into bound parameters."""
+
+    def __init__(self, campaign: Campaign, catalog: Catalog, ws: Workspace) -> None:
+        self.where = campaign.rule_file
+        self.catalog = catalog
+        self.expander = HelperExpander(ws.root)
+        self.views: set[str] = set()  # the views the expressions read, joined on customer_id
+
+    def condition(self, text: str, key: str) -> exp.Expr:
+        tree = resolve_columns(parse_condition(text, self.where, key), self.catalog, self.where, key, self.views)
+        return self.expander.expand(tree, self.where, key)
+
+    def order_by(self, text: str, key: str) -> list[tuple[exp.Expr, bool]]:
+        """(sort key, descending) of each term of an order_by."""
+        terms = parse_order_by(text, self.where, key)
+        resolved = (resolve_columns(t.this, self.catalog, self.where, key, self.views) for t in terms)
+        return [(column, bool(t.args.get("desc"))) for column, t in zip(resolved, terms, strict=True)]
+
+
+def _stages(campaign: Campaign, held_out: bool, rules: _Rules, params: dict[str, Any]) -> list[tuple[str, exp.Expr]]:
+    """The waterfall's steps before dedupe, in order: (step name, condition that REMOVES the customer);
+    `held_out`: the global control comes first (by $global_salt and $global_pct)."""
+    consent, usable, _ = CONTACT[campaign.channel]
+    stages: list[tuple[str, exp.Expr]] = []
+    if held_out:
+        held = exp.LT(this=_bucket(_param("global_salt"), _FACT_ID), expression=_param("global_pct"))
+        stages.append(("global control", held))
+    reachable = exp.and_(_coalesce(exp.column(consent, FACTS_ALIAS)), *(_parse(c) for c in usable))
+    stages.append((f"consent and contact ({campaign.channel})", exp.Not(this=exp.Paren(this=reachable))))
+    stages.append((f"suppressions ({campaign.channel})", _in_query(_FACT_ID, _SUPPRESSED)))
     for i, text in enumerate(campaign.where):
-        cond = condition(text, f"audience.where[{i}]")
-        stages.append((f"where: {text}", exp.Not(this=_true(cond))))
+        stages.append((f"where: {text}", exp.Not(this=_true(rules.condition(text, f"audience.where[{i}]")))))
     for i, text in enumerate(campaign.exclude):
-        cond = condition(text, f"audience.exclude[{i}]")
-        stages.append((f"exclude: {text}", _true(cond)))
+        stages.append((f"exclude: {text}", _true(rules.condition(text, f"audience.exclude[{i}]"))))
     if campaign.contact_cap:
         cap = campaign.contact_cap
         params.update(cap_days=cap.days, cap_max=cap.max)
-        stages.append((f"contact cap ({cap.max} in {cap.days} days)", _parse(f"f.customer_id IN ({_CAPPED})")))
-    ifs = [exp.If(this=c, true=exp.Literal.number(i + 1)) for i, (_, c) in enumerate(stages)]
-    if glob:
-        # A global control member who passes every later step (before dedupe) is recorded as GLOBAL_STAGE:
-        # the waterfall counts him among the global control, contact history keeps him as its member.
-        later = exp.or_(*(c for _, c in stages[1:]))
-        eligible = exp.and_(stages[0][1], exp.Not(this=exp.func("coalesce", exp.Paren(this=later), exp.false())))
-        ifs.insert(0, exp.If(this=eligible, true=exp.Literal.number(GLOBAL_STAGE)))
-    stage_case = exp.Case(ifs=ifs).else_(exp.Literal.number(0))
+        stages.append((f"contact cap ({cap.max} in {cap.days} days)", _in_query(_FACT_ID, _CAPPED)))
+    return stages
 
-    cell_ifs, order_cols, order_terms = [], [], []
+
+@dataclass
+class _Cells:
+    """The cells as expressions: which cell (first match), each cell's sort keys and limit."""
+
+    case: exp.Case  # the first matching cell's number, else NULL
+    order_columns: list[exp.Expr] = field(default_factory=list)  # _oJ_K: cell J's K-th sort key, in cell J only
+    order_terms: list[exp.Ordered] = field(default_factory=list)
+    limits: list[exp.If] = field(default_factory=list)  # cell J's $limit_J, for the cells that have one
+
+
+def _cells(campaign: Campaign, rules: _Rules, params: dict[str, Any]) -> _Cells:
+    cells = _Cells(exp.Case())
     for j, cell in enumerate(campaign.cells, start=1):
-        cell_ifs.append(exp.If(this=_true(condition(cell.where, f"cells[{j - 1}].where")), true=exp.Literal.number(j)))
-        for k, term in enumerate(
-            parse_order_by(cell.order_by, where, f"cells[{j - 1}].order_by") if cell.order_by else []
-        ):
-            key_expr = resolve_columns(term.this, catalog, where, f"cells[{j - 1}].order_by", views)
+        key = f"cells[{j - 1}]"
+        cells.case.append("ifs", exp.If(this=_true(rules.condition(cell.where, f"{key}.where")), true=_number(j)))
+        for k, (sort_key, desc) in enumerate(rules.order_by(cell.order_by, f"{key}.order_by") if cell.order_by else []):
             alias = f"_o{j}_{k}"
-            order_cols.append(exp.alias_(exp.Case(ifs=[exp.If(this=_parse(f"_cell = {j}"), true=key_expr)]), alias))
-            order_terms.append(exp.Ordered(this=exp.column(alias), desc=bool(term.args.get("desc")), nulls_first=False))
+            cells.order_columns.append(exp.alias_(exp.Case(ifs=[exp.If(this=_in_cell(j), true=sort_key)]), alias))
+            cells.order_terms.append(exp.Ordered(this=exp.column(alias), desc=desc, nulls_first=False))
         if cell.limit is not None:
             params[f"limit_{j}"] = cell.limit
-    cell_case = exp.Case(ifs=cell_ifs)
-    limit_case = exp.Case(
-        ifs=[
-            exp.If(this=_parse(f"_cell = {j}"), true=_parse(f"$limit_{j}"))
-            for j, cell in enumerate(campaign.cells, start=1)
-            if cell.limit is not None
-        ]
-    )
-    params.update(salt=campaign.control_salt, control_pct=campaign.control_percent_x100)
-    steps = [name for name, _ in stages] + [f"dedupe ({campaign.channel})", "cells", "control"]
-    query = _assemble(
-        facts=facts,
-        stages=len(stages),
-        stage_case=stage_case,
-        cell_case=cell_case,
-        order_cols=order_cols,
-        order_terms=order_terms,
-        limit_case=limit_case,
-        dedupe_keys=dedupe_keys,
-        views=sorted(views),
-        control=campaign.control_percent_x100 > 0,
-    )
-    sql = query.sql(dialect=DIALECT)
-    used = [k for k in params if f"${k}" in sql]
-    read = {c.name for c in query.find_all(exp.Column) if c.table == FACTS_ALIAS}
-    return Compiled(
-        query=query,
-        params={k: params[k] for k in used} | expander.params,
-        steps=steps,
-        facts=facts,
-        views=sorted(views),
-        facts_columns=read,
-    )
+            cells.limits.append(exp.If(this=_in_cell(j), true=_param(f"limit_{j}")))
+    return cells
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the query reads: the facts relation, the channel's dedupe keys over it, the views joined to it."""
+
+    relation: str
+    dedupe_keys: list[exp.Expr]
+    views: list[str]
 
 
 def _parse(sql: str) -> exp.Expr:
+    """One of the compiler's own SQL snippets (constants, never a rule's text) as a tree."""
     return sqlglot.parse_one(sql, read=DIALECT)
+
+
+_FACT_ID = exp.column("customer_id", FACTS_ALIAS)
+
+
+def _param(name: str) -> exp.Placeholder:
+    return exp.Placeholder(this=name)
+
+
+def _number(value: int) -> exp.Expr:
+    return exp.Literal.number(value)
+
+
+def _coalesce(cond: exp.Expr) -> exp.Expr:
+    return exp.func("coalesce", cond, exp.false())
 
 
 def _true(cond: exp.Expr) -> exp.Expr:
     """TRUE when the condition is TRUE; NULL counts as not matching."""
-    return exp.func("coalesce", exp.Paren(this=cond), exp.false())
+    return _coalesce(exp.Paren(this=cond))
 
 
-def _assemble(**parts: Any) -> exp.Query:
-    joins = "".join(
-        f' LEFT JOIN "{view}" ON "{view}".customer_id = {FACTS_ALIAS}.customer_id' for view in parts["views"]
+def _in_query(value: exp.Expr, query: str) -> exp.Expr:
+    return exp.In(this=value.copy(), query=exp.Subquery(this=_parse(query)))
+
+
+def _in_cell(j: int) -> exp.Expr:
+    return exp.EQ(this=exp.column("_cell"), expression=_number(j))
+
+
+def _is_null(value: exp.Expr) -> exp.Expr:
+    return exp.Is(this=value, expression=exp.null())
+
+
+def _bucket(salt: exp.Expr, customer_id: exp.Expr) -> exp.Expr:
+    """_BUCKET of `salt` and `customer_id`: the control split's hash bucket, 0 to 9999."""
+    parts = {"salt": salt, "customer_id": customer_id}
+    return _parse(_BUCKET).transform(
+        lambda node: parts[node.name].copy() if isinstance(node, exp.Column) and node.name in parts else node
     )
-    keys = parts["dedupe_keys"]
-    key_cols = ", ".join(f"{key} AS _k{i}" for i, key in enumerate(keys))
-    base = _parse(f"SELECT f.customer_id, f.monetary AS _monetary, {key_cols} FROM {parts['facts']} AS f{joins}")
-    assert isinstance(base, exp.Select)
-    base = base.select(
-        exp.alias_(parts["stage_case"], "_stage"),
-        exp.alias_(parts["cell_case"], "_cell"),
-        *parts["order_cols"],
-    )
-    n = parts["stages"]
+
+
+def _rows(relation: str, condition: exp.Expr) -> exp.Subquery:
+    """(SELECT * FROM relation WHERE condition): the customers still in after a layer."""
+    return exp.Subquery(this=exp.select(exp.Star()).from_(relation).where(condition))
+
+
+def _row_number(partition: exp.Expr, order: list[exp.Ordered]) -> exp.Window:
+    by_id = exp.Ordered(this=exp.column("customer_id"), nulls_first=False)
+    return exp.Window(this=exp.RowNumber(), partition_by=[partition], order=exp.Order(expressions=[*order, by_id]))
+
+
+def _assemble(facts: _Facts, stage_case: exp.Case, n: int, cells: _Cells, control: bool) -> exp.Query:
+    """Per customer (customer_id, stage, cell, rank). Stage: 0 for targets, else the code of the step that
+    removed him: 1 to n for the `n` steps before dedupe, n + 1 dedupe, n + 2 cells, n + 3 control."""
     # Dedupe and ranking run over the customers still in only: windows over every customer would sort
     # them all. Each dedupe key keeps one customer per value among those still in: highest monetary,
     # smallest id; the ones it drops leave at the dedupe step.
-    layers = [f"s AS ({base.sql(dialect=DIALECT)})"]
+    layers: list[tuple[str, exp.Query]] = [("s", _base(facts, stage_case, cells))]
     removed = [
-        "SELECT customer_id, _stage AS stage, _cell AS cell, CAST(NULL AS BIGINT) AS rank FROM s WHERE _stage <> 0"
-    ]
-    previous = "(SELECT * FROM s WHERE _stage = 0)"
-    for i in range(len(keys)):
-        layers.append(
-            f"d{i} AS (SELECT *, CASE WHEN _k{i} IS NULL THEN 1 ELSE row_number() OVER (PARTITION BY _k{i} "
-            f"ORDER BY _monetary DESC NULLS LAST, customer_id) END AS _r{i} FROM {previous})"
+        exp.select(
+            "customer_id",
+            exp.alias_(exp.column("_stage"), "stage"),
+            exp.alias_(exp.column("_cell"), "cell"),
+            exp.alias_(exp.cast(exp.null(), "BIGINT"), "rank"),
         )
-        removed.append(f"SELECT customer_id, {n + 1}, _cell, NULL FROM d{i} WHERE _r{i} > 1")
-        previous = f"(SELECT * FROM d{i} WHERE _r{i} = 1)"
-    order = ", ".join(t.sql(dialect=DIALECT) for t in parts["order_terms"])
-    order = f"{order}, customer_id" if order else "customer_id"
-    layers.append(
-        f"r AS (SELECT *, CASE WHEN _cell IS NOT NULL THEN row_number() OVER (PARTITION BY _cell "
-        f"ORDER BY {order}) END AS _rank FROM {previous})"
+        .from_("s")
+        .where(exp.NEQ(this=exp.column("_stage"), expression=_number(0)))
+    ]
+    previous = _rows("s", exp.EQ(this=exp.column("_stage"), expression=_number(0)))
+    for i in range(len(facts.dedupe_keys)):
+        key, kept = exp.column(f"_k{i}"), exp.column(f"_r{i}")
+        by_monetary = exp.Ordered(this=exp.column("_monetary"), desc=True, nulls_first=False)
+        first = exp.Case(ifs=[exp.If(this=_is_null(key), true=_number(1))]).else_(_row_number(key, [by_monetary]))
+        layers.append((f"d{i}", exp.select(exp.Star(), exp.alias_(first, f"_r{i}")).from_(previous)))
+        removed.append(
+            exp.select("customer_id", _number(n + 1), "_cell", exp.null())
+            .from_(f"d{i}")
+            .where(exp.GT(this=kept, expression=_number(1)))
+        )
+        previous = _rows(f"d{i}", exp.EQ(this=kept.copy(), expression=_number(1)))
+    cell = exp.column("_cell")
+    rank = exp.Case(ifs=[exp.If(this=exp.Not(this=_is_null(cell)), true=_row_number(cell, cells.order_terms))])
+    layers.append(("r", exp.select(exp.Star(), exp.alias_(rank, "_rank")).from_(previous)))
+    final = exp.select("customer_id", _outcome(n, cells, control), "_cell", "_rank").from_("r")
+    query: exp.Query = exp.union(*removed, final, distinct=False)
+    for name, layer in layers:
+        query = query.with_(name, as_=layer)
+    return query
+
+
+def _stage_case(stages: list[tuple[str, exp.Expr]], held_out: bool) -> exp.Case:
+    """The first step that removes the customer (its code, from 1), else 0; `held_out`: the first step is
+    the global control."""
+    ifs = [exp.If(this=c, true=_number(i + 1)) for i, (_, c) in enumerate(stages)]
+    if held_out:
+        # A global control member who passes every later step (before dedupe) is recorded as GLOBAL_STAGE:
+        # the waterfall counts him among the global control, contact history keeps him as its member.
+        later = exp.or_(*(c for _, c in stages[1:]))
+        eligible = exp.and_(stages[0][1], exp.Not(this=_coalesce(exp.Paren(this=later))))
+        ifs.insert(0, exp.If(this=eligible, true=_number(GLOBAL_STAGE)))
+    return exp.Case(ifs=ifs).else_(_number(0))
+
+
+def _base(facts: _Facts, stage_case: exp.Case, cells: _Cells) -> exp.Select:
+    """Every customer's stage, cell and sort keys, over the facts and the views the rules read."""
+    keys = [exp.alias_(key.copy(), f"_k{i}") for i, key in enumerate(facts.dedupe_keys)]
+    base = exp.select(
+        _FACT_ID.copy(),
+        exp.alias_(exp.column("monetary", FACTS_ALIAS), "_monetary"),
+        *keys,
+        exp.alias_(stage_case, "_stage"),
+        exp.alias_(cells.case, "_cell"),
+        *cells.order_columns,
+    ).from_(exp.alias_(exp.Table(this=exp.to_identifier(facts.relation)), FACTS_ALIAS, table=True))
+    for view in facts.views:
+        relation = exp.to_identifier(view, quoted=True)
+        on = exp.EQ(this=exp.Column(this=exp.to_identifier("customer_id"), table=relation), expression=_FACT_ID.copy())
+        base = base.join(exp.Table(this=relation.copy()), on=on, join_type="left")
+    return base
+
+
+def _outcome(n: int, cells: _Cells, control: bool) -> exp.Case:
+    """A customer past the dedupe: out at the cells step (no cell, or past its cell's limit), control, or 0."""
+    limit = exp.Case(ifs=cells.limits) if cells.limits else exp.null()
+    rank = exp.column("_rank")
+    past = exp.or_(
+        _is_null(exp.column("_cell")), exp.GT(this=rank, expression=exp.func("coalesce", limit, rank.copy()))
     )
-    limit = parts["limit_case"].sql(dialect=DIALECT) if parts["limit_case"].args.get("ifs") else "NULL"
-    bucket = _BUCKET.replace("f.customer_id", "customer_id").format(salt="$salt")
-    control = f"{bucket} < $control_pct" if parts["control"] else "FALSE"
-    final = (
-        f"SELECT customer_id, CASE WHEN _cell IS NULL OR _rank > coalesce({limit}, _rank) THEN {n + 2} "
-        f"WHEN {control} THEN {n + 3} ELSE 0 END, _cell, _rank FROM r"
+    held = (
+        exp.LT(this=_bucket(_param("salt"), exp.column("customer_id")), expression=_param("control_pct"))
+        if control
+        else exp.false()
     )
-    query = f"WITH {', '.join(layers)} {' UNION ALL '.join([*removed, final])}"
-    # Round-trip through sqlglot: the whole query is one validated AST, rendered for the engine's dialect.
-    tree = _parse(query)
-    assert isinstance(tree, exp.Query)
-    return tree
+    return exp.Case(ifs=[exp.If(this=past, true=_number(n + 2)), exp.If(this=held, true=_number(n + 3))]).else_(
+        _number(0)
+    )

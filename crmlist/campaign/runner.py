@@ -10,7 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -33,6 +33,9 @@ from crmlist.newfiles import create_new, refuse_link
 from crmlist.outputs import sha256_file, write_json, write_query, write_rows_csv
 from crmlist.testing_hooks import pause_point
 from crmlist.workspace import Workspace
+
+if TYPE_CHECKING:
+    from crmlist.letters import LetterResult
 
 
 @dataclass
@@ -87,30 +90,59 @@ def run_campaign(
     earlier = recorded_wave(con, name, as_of, wave)
     since = earlier.recorded_at if earlier and not rerun else None
     inputs = run_inputs(con, ws, campaign, as_of, wave, engine, since)
-    run_id = run_id_for(campaign, as_of, wave, inputs)
+    record = RunRecord(run_id_for(campaign, as_of, wave, inputs), wave, inputs, earlier.run_id if earlier else None)
     if earlier and not rerun:
-        if earlier.run_id == run_id:
-            folder = Path(earlier.out_dir)
-            return RunResult(run_id, name, as_of, folder, "existing", earlier.counts, 0, folder.is_dir())
-        raise _wave_recorded(campaign, as_of, wave, earlier, inputs)
+        return _recorded_already(campaign, as_of, earlier, record)
     # Letters may read any fact; a list-only run computes just the facts its rules and list read.
     columns = None if letters else ()
-    exclude = earlier.run_id if earlier else None
-    selection = evaluate_on(con, ws, campaign, as_of, exclude_run=exclude, columns=columns, engine=engine)
-    final = out_root / name / run_id
-    tmp = final.with_name(f".{run_id}.tmp-{os.getpid()}")
+    selection = evaluate_on(con, ws, campaign, as_of, exclude_run=record.replaces, columns=columns, engine=engine)
     # The folder of a run this one replaces (--rerun on other inputs) is moved aside before the commit, so
     # that a kill leaves it where recover() puts it back (not committed) or removes it (committed).
-    replaced = Path(earlier.out_dir) if earlier and earlier.run_id != run_id else None
+    replaced = Path(earlier.out_dir) if earlier and earlier.run_id != record.run_id else None
+    with scoped(con, selection):
+        folders = _RunFolders(out_root / name / record.run_id, replaced)
+        return _write_and_commit(con, ws, selection, record, folders, LetterSettings(letters_format, jobs))
+
+
+def _recorded_already(campaign: Campaign, as_of: dt.date, earlier: RecordedRun, record: RunRecord) -> RunResult:
+    """The wave's recorded run when it read the same inputs (status "existing"); else the refusal."""
+    if earlier.run_id != record.run_id:
+        raise _wave_recorded(campaign, as_of, record.wave, earlier, record.inputs)
+    folder = Path(earlier.out_dir)
+    return RunResult(record.run_id, campaign.name, as_of, folder, "existing", earlier.counts, 0, folder.is_dir())
+
+
+@dataclass(frozen=True)
+class _RunFolders:
+    """Where a run's folder goes, the temporary folder it is written in, and the folder of a run it replaces."""
+
+    final: Path
+    replaced: Path | None = None
+
+    @property
+    def tmp(self) -> Path:
+        return self.final.with_name(f".{self.final.name}.tmp-{os.getpid()}")
+
+
+def _write_and_commit(
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    selection: Selection,
+    record: RunRecord,
+    folders: _RunFolders,
+    settings: LetterSettings,
+) -> RunResult:
+    """The run folder protocol: write the temporary folder, move a replaced run's folder aside, commit
+    history and the runs row, rename into place; a failure before the commit leaves things as they were."""
+    tmp, final, replaced = folders.tmp, folders.final, folders.replaced
     aside: Path | None = None
     committed = False
     try:
-        with scoped(con, selection):
-            result = _write_run(con, ws, selection, run_id, tmp, final, LetterSettings(letters_format, jobs))
-            pause_point("run:after-manifest")
-            aside = move_aside(replaced)
-            _record(con, selection, RunRecord(run_id, wave, inputs, exclude), final, result)
-            committed = True
+        result = _write_run(con, ws, selection, record.run_id, tmp, final, settings)
+        pause_point("run:after-manifest")
+        aside = move_aside(replaced)
+        _record(con, selection, record, final, result)
+        committed = True
         pause_point("run:after-commit")
     except BaseException:
         if committed:  # stopped (SIGTERM, Ctrl-C) after the history was recorded: its folder lands too
@@ -157,44 +189,84 @@ def _write_run(
     final: Path,
     settings: LetterSettings,
 ) -> RunResult:
-    from crmlist.letters import LetterJob, LetterResult, render_letters  # Jinja2 and Babel load here
-
-    refuse_link(tmp.parent, "--out")  # out/CAMPAIGN planted as a link to another folder
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as exc:
-        raise OutputError(str(tmp.parent), f"cannot create the run folder: {exc.strerror}", "check --out") from None
-    campaign = selection.campaign
-    sql, params = list_query(selection)
-    write_query(con, sql, params, tmp / "targets.csv", "csv")
-    sql, params = list_query(selection, control=True)
-    write_query(con, sql, params, tmp / "control.csv", "csv")
-    write_rows_csv(
-        tmp / "waterfall.csv",
-        ["step", "remaining", "removed"],
-        [[s.step, s.remaining, s.removed] for s in selection.waterfall],
-    )
-    if wants_letters(ws, campaign):
-        job = LetterJob(campaign.name, selection.as_of, settings.letters_format, jobs=settings.jobs)
-        with letter_targets(con, selection) as targets:
-            letters = render_letters(con, ws, job, tmp, targets)
-    else:
-        letters = LetterResult(written=[], failed=[], paths=[])
+    """Everything of the run folder in `tmp`: lists, waterfall, letters, rules.toml, the manifest last."""
+    _make_folder(tmp)
+    _write_lists(con, selection, tmp)
+    letters = _write_letters(con, ws, selection, tmp, settings)
     counts = selection.counts() | {"letters": len(letters.written), "failed": len(letters.failed)}
     members = global_control_members(con, selection)
     if members:  # global control members who would have been targets: recorded as such
         counts["global_control"] = members
     if letters.failed and not letters.written:
+        first = letters.failed[0]
         raise CrmlistError(
-            campaign.rule_file,
+            selection.campaign.rule_file,
             f"every letter failed ({len(letters.failed)}); nothing was recorded",
-            f"see the first failure: {letters.failed[0].template}: {letters.failed[0].error}"
-            if letters.failed
-            else None,
+            f"see the first failure: {first.template}: {first.error}",
         )
     status = "partial" if letters.failed else "complete"
-    rules = _copy_rules(campaign.path, tmp / RULES_COPY)
-    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    rules = _copy_rules(selection.campaign.path, tmp / RULES_COPY)
+    _write_manifest(tmp, run_id, selection, status, counts, rules, settings)
+    failed_ids = [f.customer_id for f in letters.failed]
+    return RunResult(
+        run_id,
+        selection.campaign.name,
+        selection.as_of,
+        final,
+        status,
+        counts,
+        len(failed_ids),
+        True,
+        failed_ids,
+        rules,
+    )
+
+
+def _make_folder(tmp: Path) -> None:
+    refuse_link(tmp.parent, "--out")  # out/CAMPAIGN planted as a link to another folder
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(str(tmp.parent), f"cannot create the run folder: {exc.strerror}", "check --out") from None
+
+
+def _write_lists(con: duckdb.DuckDBPyConnection, selection: Selection, tmp: Path) -> None:
+    """targets.csv, control.csv and waterfall.csv."""
+    for name, control in (("targets.csv", False), ("control.csv", True)):
+        sql, params = list_query(selection, control=control)
+        write_query(con, sql, params, tmp / name, "csv")
+    write_rows_csv(
+        tmp / "waterfall.csv",
+        ["step", "remaining", "removed"],
+        [[s.step, s.remaining, s.removed] for s in selection.waterfall],
+    )
+
+
+def _write_letters(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, selection: Selection, tmp: Path, settings: LetterSettings
+) -> LetterResult:
+    """The targets' letters, when the campaign has letters (none written otherwise)."""
+    from crmlist.letters import LetterJob, LetterResult, render_letters  # Jinja2 and Babel load here
+
+    campaign = selection.campaign
+    if not wants_letters(ws, campaign):
+        return LetterResult(written=[], failed=[], paths=[])
+    job = LetterJob(campaign.name, selection.as_of, settings.letters_format, jobs=settings.jobs)
+    with letter_targets(con, selection) as targets:
+        return render_letters(con, ws, job, tmp, targets)
+
+
+def _write_manifest(
+    tmp: Path,
+    run_id: str,
+    selection: Selection,
+    status: str,
+    counts: dict[str, Any],
+    rules_sha256: str,
+    settings: LetterSettings,
+) -> None:
+    """manifest.json, written last: the sha256 of every file already in the folder."""
+    campaign = selection.campaign
     manifest = {
         "run_id": run_id,
         "campaign": campaign.name,
@@ -202,17 +274,13 @@ def _write_run(
         "status": status,
         "channel": campaign.channel,
         "counts": rule_free_counts(counts),  # a rule's text may quote personal data: rules.toml keeps it
-        "rules_sha256": rules,
-        "files": files,
+        "rules_sha256": rules_sha256,
+        "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()},
         "letters_format": settings.letters_format,
         "engine": selection.engine,
     }
     pause_point("run:before-manifest")
     write_json(tmp / "manifest.json", manifest)
-    failed_ids = [f.customer_id for f in letters.failed]
-    return RunResult(
-        run_id, campaign.name, selection.as_of, final, status, counts, len(failed_ids), True, failed_ids, rules
-    )
 
 
 RULES_COPY = "rules.toml"  # the rule file as the run read it, owner-only whatever file_mode says
