@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -88,20 +89,18 @@ def _run(args: list[str]) -> Outcome:
 
 
 def _failure(exc: BaseException, as_json: bool) -> Outcome:
-    from typer import Abort
-    from typer._click.exceptions import ClickException
-    from typer._click.utils import PacifyFlushWrapper
+    from typer import Abort, TyperException
 
     from crmlist.cli.output import json_failure, report_error
 
     if isinstance(exc, CrmlistError):
         return report_error(exc, as_json), exc.message
-    if isinstance(exc, ClickException):
-        exc.show()
+    if isinstance(exc, TyperException):  # a usage error found while reading the arguments
+        _show_usage_error(exc)
         if as_json:
             json_failure(exc.exit_code, exc.format_message())
         return exc.exit_code, exc.format_message()
-    if isinstance(exc, BrokenPipeError) or (isinstance(exc, SystemExit) and isinstance(sys.stdout, PacifyFlushWrapper)):
+    if isinstance(exc, BrokenPipeError) or (isinstance(exc, SystemExit) and _after_broken_pipe(exc)):
         _silence_stdout()  # the reader closed the pipe (| head -1); Typer turns that into exit 1
         return 0, None
     if isinstance(exc, (Abort, KeyboardInterrupt)):
@@ -113,6 +112,21 @@ def _failure(exc: BaseException, as_json: bool) -> Outcome:
     what = f"internal error: {type(exc).__name__}" + (f": {exc.strerror}" if isinstance(exc, OSError) else "")
     report_error(CrmlistError("", what, "a bug in crmlist: CRMLIST_DEBUG=1 shows the traceback (with data)"), as_json)
     return EXIT_ERROR, what
+
+
+def _show_usage_error(exc: BaseException) -> None:
+    """Typer's own words for it: usage, the help hint and `Error: ...` on stderr (its exceptions carry show())."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        sys.stderr.write(f"Error: {exc}\n")
+
+
+def _after_broken_pipe(exc: SystemExit) -> bool:
+    """Typer ends a command whose output hit a closed pipe with sys.exit(1) while it handles the OSError."""
+    cause = exc.__context__
+    return isinstance(cause, OSError) and cause.errno == errno.EPIPE
 
 
 def _report_stop(as_json: bool) -> Outcome:
