@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from crmlist.cli.app import app
 from crmlist.cli.options import DbOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
 from crmlist.cli.output import Printer, stdout_console
 from crmlist.errors import CrmlistError
+
+if TYPE_CHECKING:
+    from crmlist.doctor import Finding
 
 
 @app.command()
@@ -49,8 +52,6 @@ def doctor(
 
     Example: crmlist doctor
     """
-    from rich.text import Text
-
     from crmlist.doctor import ERROR, OK, WARNING, diagnose
 
     root = ctx.find_root().obj or {}
@@ -63,16 +64,23 @@ def doctor(
         "doctor", ok=not errors, **failure, counts=counts, findings=[f.as_dict() for f in findings]
     )
     if not (quiet or json_):
-        console = stdout_console()
-        styles = {OK: "green", WARNING: "yellow", ERROR: "bold red"}
-        for finding in findings:
-            console.print(
-                Text(f"{finding.level:<8}", style=styles[finding.level]) + f" {finding.where}: {finding.what}"
-            )
-            if finding.fix and finding.level != OK:
-                console.print(f"         fix: {finding.fix}", markup=False)
+        _show_findings(findings)
     if errors and json_:
         raise typer.Exit(1)
     if errors:
         raise CrmlistError("doctor", summary, f"fix first: {errors[0].where}: {errors[0].what}")
     Printer(quiet, json_).notice(f"doctor: {summary}")
+
+
+def _show_findings(findings: list[Finding]) -> None:
+    """One line per finding, its level coloured, and the fix under each that is not ok."""
+    from rich.text import Text
+
+    from crmlist.doctor import ERROR, OK, WARNING
+
+    console = stdout_console()
+    styles = {OK: "green", WARNING: "yellow", ERROR: "bold red"}
+    for finding in findings:
+        console.print(Text(f"{finding.level:<8}", style=styles[finding.level]) + f" {finding.where}: {finding.what}")
+        if finding.fix and finding.level != OK:
+            console.print(f"         fix: {finding.fix}", markup=False)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,10 +12,12 @@ from crmlist.cli.options import (
     AsOfOpt,
     DbOpt,
     EngineOpt,
+    FormatOpt,
     JobsOpt,
     JsonOpt,
     LettersFormatOpt,
     OutOpt,
+    OutputFileOpt,
     QuietOpt,
     WaitOpt,
     WaveOpt,
@@ -26,7 +27,21 @@ from crmlist.cli.output import Printer, Stopwatch, stdout_console
 from crmlist.errors import EXIT_ERROR, EXIT_PARTIAL, MultipleErrors, UsageError
 from crmlist.workspace import Workspace, guard_output, parse_as_of
 
+if TYPE_CHECKING:
+    from crmlist.campaign.preview import Preview
+    from crmlist.campaign.runner import RunResult
+
 CampaignArg = Annotated[str, typer.Argument(help="Campaign name: the stem of queries/NAME.toml.")]
+# The options of one command each; those of several are in crmlist/cli/options.py.
+SampleOpt = Annotated[int, typer.Option("--sample", help="Sample rows to show.")]
+ShowPersonalOpt = Annotated[bool, typer.Option("--show-personal", help="Show names and contacts.")]
+RerunOpt = Annotated[
+    bool, typer.Option("--rerun", help="Recompute the wave's recorded run and replace its contacts and folder.")
+]
+ControlOpt = Annotated[bool, typer.Option("--control", help="Export the control group instead.")]
+ResumeOpt = Annotated[
+    str | None, typer.Option("--resume", help="Render only the letters missing from this recorded run.")
+]
 
 
 @app.command()
@@ -42,18 +57,9 @@ def campaigns(
 
     Example: crmlist campaigns
     """
-    import tomllib
+    from crmlist.campaign.catalog import describe_campaigns
 
-    from crmlist.campaign.model import campaign_names, campaign_path
-
-    ws = workspace_from(ctx, workspace, db)
-    rows = []
-    for name in campaign_names(ws):
-        try:
-            description = str(tomllib.loads(campaign_path(ws, name).read_text("utf-8")).get("description", ""))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            description = "(rule file does not parse: run crmlist check)"
-        rows.append({"campaign": name, "description": description})
+    rows = describe_campaigns(workspace_from(ctx, workspace, db))
     Printer(quiet, json_).result("campaigns", campaigns=rows, counts={"campaigns": len(rows)})
     if quiet or json_:
         return
@@ -118,8 +124,8 @@ def preview(
     ctx: typer.Context,
     name: CampaignArg,
     as_of: AsOfOpt = None,
-    sample: Annotated[int, typer.Option("--sample", help="Sample rows to show.")] = 5,
-    show_personal: Annotated[bool, typer.Option("--show-personal", help="Show names and contacts.")] = False,
+    sample: SampleOpt = 5,
+    show_personal: ShowPersonalOpt = False,
     wave: WaveOpt = 1,
     engine: EngineOpt = None,
     workspace: WorkspaceOpt = None,
@@ -142,15 +148,22 @@ def preview(
             con, ws, name, parse_as_of(as_of) if as_of else None, sample, show_personal, engine, wave
         )
         watch.lap("preview")
-    out = Printer(quiet, json_)
-    plan = result.plan
-    out.result(
-        "preview",
-        campaign=name,
-        as_of=result.selection.as_of.isoformat(),
-        counts=result.selection.counts(),
-        sample={"columns": result.sample_columns, "rows": [list(map(str, r)) for r in result.sample]},
-        plan=None
+    Printer(quiet, json_).result("preview", **_preview_summary(name, result), timings=watch.timings())
+    if not (quiet or json_):
+        from crmlist.cli.render import show_preview
+
+        show_preview(result)
+
+
+def _preview_summary(name: str, result: Preview) -> dict[str, Any]:
+    """The fields of preview's --json document: counts, sample rows, the plan against the last run."""
+    plan, verdict = result.plan, result.verdict
+    return {
+        "campaign": name,
+        "as_of": result.selection.as_of.isoformat(),
+        "counts": result.selection.counts(),
+        "sample": {"columns": result.sample_columns, "rows": [list(map(str, r)) for r in result.sample]},
+        "plan": None
         if plan is None
         else {
             "run_id": plan.run_id,
@@ -159,20 +172,15 @@ def preview(
             "steps": plan.steps,
             "cells": plan.cells,
         },
-        run=None
-        if result.verdict is None
+        "run": None
+        if verdict is None
         else {
-            "action": result.verdict.action,
-            "run_id": result.verdict.run_id,
-            "recorded": result.verdict.recorded,
-            "changes": result.verdict.changes,
+            "action": verdict.action,
+            "run_id": verdict.run_id,
+            "recorded": verdict.recorded,
+            "changes": verdict.changes,
         },
-        timings=watch.timings(),
-    )
-    if not (quiet or json_):
-        from crmlist.cli.render import show_preview
-
-        show_preview(result)
+    }
 
 
 @app.command()
@@ -181,9 +189,7 @@ def run(
     names: Annotated[list[str], typer.Argument(help="Campaigns to run.")],
     out: OutOpt = None,
     as_of: AsOfOpt = None,
-    rerun: Annotated[
-        bool, typer.Option("--rerun", help="Recompute the wave's recorded run and replace its contacts and folder.")
-    ] = False,
+    rerun: RerunOpt = False,
     wave: WaveOpt = 1,
     letters_format: LettersFormatOpt = "files",
     jobs: JobsOpt = None,
@@ -216,27 +222,29 @@ def run(
             results.append(result)
             show_run(printer, result)
     partial = any(r.status == "partial" for r in results)
-    printer.result(
-        "run",
-        ok=not partial,
-        run_id=results[0].run_id if len(results) == 1 else [r.run_id for r in results],
-        counts={r.campaign: r.counts for r in results},
-        paths={r.campaign: str(r.folder) for r in results},
-        status={r.campaign: r.status for r in results},
-        rules_sha256={r.campaign: r.rules_sha256 for r in results if r.rules_sha256},
-        timings=watch.timings(),
-    )
+    printer.result("run", ok=not partial, **_run_summary(results), timings=watch.timings())
     if partial:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _run_summary(results: list[RunResult]) -> dict[str, Any]:
+    """The fields of run's --json document, per campaign run."""
+    return {
+        "run_id": results[0].run_id if len(results) == 1 else [r.run_id for r in results],
+        "counts": {r.campaign: r.counts for r in results},
+        "paths": {r.campaign: str(r.folder) for r in results},
+        "status": {r.campaign: r.status for r in results},
+        "rules_sha256": {r.campaign: r.rules_sha256 for r in results if r.rules_sha256},
+    }
 
 
 @app.command()
 def export(
     ctx: typer.Context,
     name: CampaignArg,
-    output: Annotated[str, typer.Option("--output", "-o", help="File to write; - for stdout.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, parquet, xlsx.")] = None,
-    control: Annotated[bool, typer.Option("--control", help="Export the control group instead.")] = False,
+    output: OutputFileOpt,
+    fmt: FormatOpt = None,
+    control: ControlOpt = False,
     as_of: AsOfOpt = None,
     wave: WaveOpt = 1,
     engine: EngineOpt = None,
@@ -248,35 +256,17 @@ def export(
 ) -> None:
     """Write the campaign's target list to a file or stdout; records nothing.
 
+    Formats: csv, tsv, jsonl, parquet, xlsx (default: the file's extension, else csv).
+
     Example: crmlist export winback -o winback.xlsx
     """
-    from crmlist.campaign.evaluate import list_query, resolve_as_of
-    from crmlist.campaign.execute import evaluate_on
-    from crmlist.campaign.identity import recorded_wave
-    from crmlist.campaign.model import load_campaign
-    from crmlist.outputs import format_from_path, write_output
+    from crmlist.campaign.export import STDOUT, ListExport, export_list
 
     ws = workspace_from(ctx, workspace, db)
-    kind = format_from_path(output if output != "-" else "", fmt)
-    if output != "-":
-        guard_output(ws, output, "-o")
     watch = Stopwatch()
-    with store.reader(ws.db_path, "export", wait=wait) as con:
-        watch.lap("open")
-        campaign = load_campaign(ws, name)
-        as_of_date = resolve_as_of(campaign, parse_as_of(as_of) if as_of else None)
-        # A recorded wave's own contacts do not count in its cap: the export gives the list `run` gave.
-        recorded = recorded_wave(con, name, as_of_date, wave)
-        exclude = recorded.run_id if recorded else None
-        selection = evaluate_on(
-            con, ws, campaign, as_of_date, exclude_run=exclude, columns=(), engine=engine, once=True
-        )
-        sql, params = list_query(selection, control=control)
-        watch.lap("evaluate")
-        rows = write_output(con, sql, params, output, kind)
-        watch.lap("write")
-    printer = Printer(quiet, json_ and output != "-")
-    if output != "-":
+    rows = export_list(ws, ListExport(name, output, fmt, control, as_of, wave, engine), wait, watch.lap)
+    printer = Printer(quiet, json_ and output != STDOUT)
+    if output != STDOUT:
         printer.notice(f"{name}: {rows} rows written to {output}")
     printer.result("export", counts={"rows": rows}, paths={"list": output}, timings=watch.timings())
 
@@ -285,10 +275,8 @@ def export(
 def letters(
     ctx: typer.Context,
     name: CampaignArg,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the letters.")] = None,
-    resume: Annotated[
-        str | None, typer.Option("--resume", help="Render only the letters missing from this recorded run.")
-    ] = None,
+    out: OutOpt = None,
+    resume: ResumeOpt = None,
     as_of: AsOfOpt = None,
     letters_format: LettersFormatOpt = "files",
     jobs: JobsOpt = None,
@@ -308,43 +296,35 @@ def letters(
     ws = workspace_from(ctx, workspace, db)
     printer = Printer(quiet, json_)
     if resume:
-        from crmlist.campaign.resume import resume_letters
-        from crmlist.cli.render import show_run
-
-        with store.writer(ws.db_path, f"letters --resume {resume}", wait=wait) as con:
-            run_result = resume_letters(con, ws, resume, jobs)
-        show_run(printer, run_result)
-        printer.result(
-            "letters",
-            ok=run_result.status != "partial",
-            run_id=resume,
-            counts=run_result.counts,
-            paths={"run": str(run_result.folder)},
-        )
-        if run_result.status == "partial":
-            raise typer.Exit(EXIT_PARTIAL)
+        _resume_letters(ws, resume, jobs, wait, printer)
         return
     if out is None:
         raise UsageError("letters", "--out is required (or --resume RUN_ID)", "pass --out DIR")
+    from crmlist.campaign.proofs import render_proofs
+
     guard_output(ws, out, "--out")
-    written, failed = _proof_letters(ws, name, out, as_of, letters_format, wait, jobs)
+    result = render_proofs(ws, name, out, as_of, letters_format, jobs, wait)
+    written, failed = len(result.written), len(result.failed)
     printer.notice(f"{name}: {written} letters written to {out}, {failed} failed")
     printer.result("letters", ok=not failed, counts={"letters": written, "failed": failed}, paths={"out": str(out)})
     if failed:
         raise typer.Exit(EXIT_PARTIAL if written else EXIT_ERROR)
 
 
-def _proof_letters(
-    ws: Workspace, name: str, out: Path, as_of: str | None, letters_format: str, wait: float, jobs: int | None
-) -> tuple[int, int]:
-    from crmlist.campaign.evaluate import evaluate, resolve_as_of
-    from crmlist.campaign.model import load_campaign
-    from crmlist.campaign.runner import prepare_letter_targets
-    from crmlist.letters import LetterJob, render_letters
+def _resume_letters(ws: Workspace, run_id: str, jobs: int | None, wait: float, printer: Printer) -> None:
+    """letters --resume RUN_ID: the run's missing letters into its folder, recorded; exit 3 if some still fail."""
+    from crmlist.campaign.resume import resume_letters
+    from crmlist.cli.render import show_run
 
-    with store.reader(ws.db_path, "letters", wait=wait) as con:
-        campaign = load_campaign(ws, name)
-        selection = evaluate(con, ws, campaign, resolve_as_of(campaign, parse_as_of(as_of) if as_of else None))
-        prepare_letter_targets(con, selection)
-        result = render_letters(con, ws, LetterJob(name, selection.as_of, letters_format, jobs=jobs), out)
-    return len(result.written), len(result.failed)
+    with store.writer(ws.db_path, f"letters --resume {run_id}", wait=wait) as con:
+        result = resume_letters(con, ws, run_id, jobs)
+    show_run(printer, result)
+    printer.result(
+        "letters",
+        ok=result.status != "partial",
+        run_id=run_id,
+        counts=result.counts,
+        paths={"run": str(result.folder)},
+    )
+    if result.status == "partial":
+        raise typer.Exit(EXIT_PARTIAL)

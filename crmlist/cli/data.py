@@ -1,4 +1,4 @@
-"""Data commands: load, status, sql."""
+"""Data commands: load, status, rejects, export-parquet, sql."""
 
 from __future__ import annotations
 
@@ -8,19 +8,30 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
 from crmlist import store
 from crmlist.cli.app import app, workspace_from
-from crmlist.cli.options import DbOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
+from crmlist.cli.options import (
+    AsOfOpt,
+    DbOpt,
+    FormatOpt,
+    JsonOpt,
+    OptionalOutputFileOpt,
+    QuietOpt,
+    TablesOpt,
+    WaitOpt,
+    WorkspaceOpt,
+)
 from crmlist.cli.output import Printer, Stopwatch, stdout_console
 from crmlist.errors import UsageError
 
 if TYPE_CHECKING:
     import duckdb
 
+    from crmlist.ingest import LoadOptions, LoadResult
     from crmlist.workspace import Workspace
 
 
@@ -28,6 +39,23 @@ PROGRESS_DELAY = 1.0  # seconds a load runs before its bar appears: quicker load
 # DuckDB's memory for a load; beyond it, it evicts the pages it has written and spills to <db>.tmp. Without
 # a limit it would keep every page written (80% of RAM), and a 100 M row load would hold gigabytes.
 LOAD_MEMORY_LIMIT = "1536MiB"
+
+# The arguments and options of one command each; those of several are in crmlist/cli/options.py.
+TableArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(store.LOADABLE)}.")]
+FilesArg = Annotated[list[str], typer.Argument(help="Files to load in one transaction; - reads stdin.")]
+MapOpt = Annotated[list[str], typer.Option("--map", help="canonical=source column (repeatable).")]
+ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Swap the whole table for these files.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Load files already loaded (same sha256).")]
+OnErrorOpt = Annotated[str, typer.Option("--on-error", help="strict (default) or skip bad rows.")]
+MaxRejectsOpt = Annotated[int | None, typer.Option("--max-rejects", help="With skip: fail past N.")]
+EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="cp1250, cp1251, latin-1, ...")]
+DelimiterOpt = Annotated[str | None, typer.Option("--delimiter", help="Field separator, e.g. ';'.")]
+DecimalCommaOpt = Annotated[bool, typer.Option("--decimal-comma", help="Numbers like 1 234,50.")]
+DateFormatOpt = Annotated[str | None, typer.Option("--date-format", help="e.g. %d.%m.%Y")]
+NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="The files have no header row.")]
+ColumnsOpt = Annotated[str | None, typer.Option("--columns", help="Column names, comma-separated.")]
+LakeArg = Annotated[Path, typer.Argument(help="Lake folder: one Parquet folder per table is written under it.")]
+QueryArg = Annotated[str, typer.Argument(help="One read-only query (SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW).")]
 
 
 def wants_progress(quiet: bool, as_json: bool, stream: TextIO) -> bool:
@@ -89,22 +117,20 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
 @app.command()
 def load(
     ctx: typer.Context,
-    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(store.LOADABLE)}.")],
-    files: Annotated[list[str], typer.Argument(help="Files to load in one transaction; - reads stdin.")],
-    map_: Annotated[list[str], typer.Option("--map", help="canonical=source column (repeatable).")] = [],  # noqa: B006
-    replace: Annotated[bool, typer.Option("--replace", help="Swap the whole table for these files.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Load files already loaded (same sha256).")] = False,
-    on_error: Annotated[str, typer.Option("--on-error", help="strict (default) or skip bad rows.")] = "strict",
-    max_rejects: Annotated[int | None, typer.Option("--max-rejects", help="With skip: fail past N.")] = None,
-    encoding: Annotated[str | None, typer.Option("--encoding", help="cp1250, cp1251, latin-1, ...")] = None,
-    delimiter: Annotated[str | None, typer.Option("--delimiter", help="Field separator, e.g. ';'.")] = None,
-    decimal_comma: Annotated[bool, typer.Option("--decimal-comma", help="Numbers like 1 234,50.")] = False,
-    date_format: Annotated[str | None, typer.Option("--date-format", help="e.g. %d.%m.%Y")] = None,
-    file_format: Annotated[
-        str | None, typer.Option("--format", help="csv, tsv, parquet, jsonl, json, xlsx (default: extension).")
-    ] = None,
-    no_header: Annotated[bool, typer.Option("--no-header", help="The files have no header row.")] = False,
-    columns: Annotated[str | None, typer.Option("--columns", help="Column names, comma-separated.")] = None,
+    table: TableArg,
+    files: FilesArg,
+    map_: MapOpt = [],  # noqa: B006
+    replace: ReplaceOpt = False,
+    force: ForceOpt = False,
+    on_error: OnErrorOpt = "strict",
+    max_rejects: MaxRejectsOpt = None,
+    encoding: EncodingOpt = None,
+    delimiter: DelimiterOpt = None,
+    decimal_comma: DecimalCommaOpt = False,
+    date_format: DateFormatOpt = None,
+    file_format: FormatOpt = None,
+    no_header: NoHeaderOpt = False,
+    columns: ColumnsOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -113,39 +139,63 @@ def load(
 ) -> None:
     """Load files into a table, all or nothing.
 
+    Formats: csv, tsv, parquet, jsonl, json, xlsx (default: each file's extension).
+
     Example: crmlist load customers sample_data/customers.csv
     """
-    from crmlist.ingest import LoadOptions, load_files
+    options = _load_options(ctx.params)  # --map ... --columns, read by name
+    ws = workspace_from(ctx, workspace, db)
+    watch = Stopwatch()
+    with store.writer(ws.db_path, f"load {table}", wait=wait) as con:
+        watch.lap("open")
+        notices, result = _load_in(con, ws, table, files, options, wants_progress(quiet, json_, sys.stderr))
+        watch.lap("load")
+    _show_load(Printer(quiet, json_), ws, table, notices, result, watch)
 
+
+def _load_options(given: dict[str, Any]) -> LoadOptions:
+    """The load options as the library takes them; an unknown table or --on-error is a usage error."""
+    from crmlist.ingest import LoadOptions
+
+    table, on_error, columns = given["table"], given["on_error"], given["columns"]
     if table not in store.LOADABLE:
         raise UsageError("load", f"unknown table {table!r}", f"use one of: {', '.join(store.LOADABLE)}")
     if on_error not in {"strict", "skip"}:
         raise UsageError("--on-error", f"unknown mode {on_error!r}", "use strict or skip")
-    ws = workspace_from(ctx, workspace, db)
-    options = LoadOptions(
-        mapping=_mapping(map_),
-        replace=replace,
-        force=force,
+    return LoadOptions(
+        mapping=_mapping(given["map_"]),
+        replace=given["replace"],
+        force=given["force"],
         on_error=on_error,
-        max_rejects=max_rejects,
-        encoding=encoding,
-        delimiter=delimiter,
-        decimal_comma=decimal_comma,
-        date_format=date_format,
-        file_format=file_format,
-        no_header=no_header,
+        max_rejects=given["max_rejects"],
+        encoding=given["encoding"],
+        delimiter=given["delimiter"],
+        decimal_comma=given["decimal_comma"],
+        date_format=given["date_format"],
+        file_format=given["file_format"],
+        no_header=given["no_header"],
         columns=[c.strip() for c in columns.split(",")] if columns else None,
     )
-    watch = Stopwatch()
-    with store.writer(ws.db_path, f"load {table}", wait=wait) as con:
-        watch.lap("open")
-        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
-        recovered = _recover_runs(con, ws)
-        with load_progress(con, f"loading {table}", wants_progress(quiet, json_, sys.stderr)):
-            result = load_files(con, ws, table, files, options)
-        watch.lap("load")
-    out = Printer(quiet, json_)
-    for notice in [*recovered, *result.notices]:
+
+
+def _load_in(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, table: str, files: list[str], options: LoadOptions, progress: bool
+) -> tuple[list[str], LoadResult]:
+    """Inside the writer: DuckDB's memory capped, a killed run's folders recovered, then the files loaded
+    (with a bar when `progress`); the notices to print and the result."""
+    from crmlist.ingest import load_files
+
+    con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
+    recovered = _recover_runs(con, ws)
+    with load_progress(con, f"loading {table}", progress):
+        result = load_files(con, ws, table, files, options)
+    return [*recovered, *result.notices], result
+
+
+def _show_load(
+    out: Printer, ws: Workspace, table: str, notices: list[str], result: LoadResult, watch: Stopwatch
+) -> None:
+    for notice in notices:
         out.notice(notice)
     loaded = sum(f.rows_loaded for f in result.files)
     rejected = sum(f.rows_rejected for f in result.files)
@@ -213,11 +263,9 @@ def status(
 @app.command()
 def rejects(
     ctx: typer.Context,
-    table: Annotated[str | None, typer.Option("--table", help="Only rejects of this table.")] = None,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write every reject with its raw line to FILE (- = stdout).")
-    ] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, parquet, xlsx (with -o).")] = None,
+    tables: TablesOpt = [],  # noqa: B006
+    output: OptionalOutputFileOpt = None,
+    fmt: FormatOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -226,29 +274,23 @@ def rejects(
 ) -> None:
     """List the rows loads rejected (file, line, column, reason), or export them with their raw lines.
 
+    With -o FILE (- for stdout), every reject with its raw line; formats: csv, tsv, jsonl, parquet, xlsx.
+
     Example: crmlist rejects --table customers -o customers-to-fix.csv
     """
-    from crmlist.outputs import format_from_path, write_output
-    from crmlist.workspace import guard_output
+    from crmlist.ingest.reject_list import HEADER, export_rejects, list_rejects
 
     ws = workspace_from(ctx, workspace, db)
-    where = "WHERE table_name = $table" if table else ""
-    params = {"table": table} if table else {}
-    columns = "table_name, file, line, column_name, reason"
     with store.reader(ws.db_path, "rejects", wait=wait) as con:
         if output is None:
-            rows = con.execute(f"SELECT {columns} FROM load_rejects {where} ORDER BY ALL", params).fetchall()
+            rows = list_rejects(con, tables)
             Printer(quiet, json_).result("rejects", counts={"rejects": len(rows)}, rejects=[list(r) for r in rows])
             if not (quiet or json_):
                 writer = csv.writer(sys.stdout, lineterminator="\n")
-                writer.writerow(["table", "file", "line", "column", "reason"])
+                writer.writerow(HEADER)
                 writer.writerows(rows)
             return
-        kind = format_from_path(output if output != "-" else "", fmt)
-        if output != "-":
-            guard_output(ws, output, "-o")
-        sql = f"SELECT {columns}, raw_line FROM load_rejects {where} ORDER BY table_name, file, line, column_name"
-        n = write_output(con, sql, params, output, kind)
+        n = export_rejects(con, ws, tables, output, fmt)
     printer = Printer(quiet, json_ and output != "-")
     if output != "-":
         printer.notice(f"{n} rejects written to {output}")
@@ -258,8 +300,8 @@ def rejects(
 @app.command("export-parquet")
 def export_parquet(
     ctx: typer.Context,
-    folder: Annotated[Path, typer.Argument(help="Lake folder: one Parquet folder per table is written under it.")],
-    tables: Annotated[list[str], typer.Option("--table", help="Only these tables (repeatable).")] = [],  # noqa: B006
+    folder: LakeArg,
+    tables: TablesOpt = [],  # noqa: B006
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -291,17 +333,18 @@ def export_parquet(
 @app.command()
 def sql(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="One read-only query (SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW).")],
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="table, csv, tsv or jsonl (default: table on a terminal, else csv).")
-    ] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="as-of date for customer_facts and views.")] = None,
+    query: QueryArg,
+    fmt: FormatOpt = None,
+    as_of: AsOfOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
 ) -> None:
     """Run one read-only query; customer_facts and the views of queries/ are available. The query sees
     the database only: no files, no settings, no statement that writes (exit 65).
+
+    Formats: table, csv, tsv, jsonl (default: table on a terminal, else csv). The facts and views are as of
+    --as-of (default: today).
 
     Example: crmlist sql "SELECT language, count(*) FROM customers GROUP BY 1"
     """

@@ -1,4 +1,8 @@
-"""Options shared by every command, defined once so names and help never drift."""
+"""Options shared by commands, each defined once here so its name, help and type never drift.
+
+An option that more than one command takes lives here and nowhere else (tests/test_cli_options.py checks it);
+an option of one command only sits beside that command.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,27 @@ DbOpt = Annotated[
     Path | None, typer.Option("--db", help="Database file (default: WORKSPACE/crmlist.duckdb or $CRMLIST_DB).")
 ]
 AsOfOpt = Annotated[
-    str | None, typer.Option("--as-of", help="Run as of this date, YYYY-MM-DD (default: the rule file's, else today).")
+    str | None,
+    typer.Option("--as-of", help="Work as of this date, YYYY-MM-DD (default: the rule file's as_of, else today)."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
 WaitOpt = Annotated[
     float, typer.Option("--wait", help="Wait up to SECONDS for another crmlist to release the database.")
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (default: the workspace's out/).")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Output folder (run's default: the workspace's out/; letters needs one unless --resume)."
+    ),
+]
+_OUTPUT_FILE = typer.Option("--output", "-o", help="File to write; - for stdout.")
+OutputFileOpt = Annotated[str, _OUTPUT_FILE]  # where the file is the command's point (export)
+OptionalOutputFileOpt = Annotated[str | None, _OUTPUT_FILE]  # where it is one way to answer (rejects)
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="One of the formats listed above (the default is given there too).")
+]
+TablesOpt = Annotated[list[str], typer.Option("--table", help="Only these tables (repeatable).")]
 JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, help="Letter-rendering processes (default: one per core).")
 ]

@@ -10,48 +10,56 @@ import typer
 
 from crmlist import store
 from crmlist.cli.app import app, workspace_from
-from crmlist.cli.options import DbOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
+from crmlist.cli.options import DbOpt, FormatOpt, JsonOpt, QuietOpt, WaitOpt, WorkspaceOpt
 from crmlist.cli.output import Printer, stdout_console
 from crmlist.errors import UsageError
-from crmlist.workspace import guard_output
+from crmlist.workspace import Workspace, guard_output
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from crmlist.report import Comparison, Report
 
 REPORT_FORMATS = ("table", "csv", "json")
 _ONE_OR_ALL = "crmlist report CAMPAIGN measures one campaign; crmlist report --all compares them all"
 
 
+# The argument and options of this command; those of several are in crmlist/cli/options.py.
+RecordedCampaignArg = Annotated[
+    str | None, typer.Argument(metavar="CAMPAIGN", help="Campaign name as recorded in contact history (or --all).")
+]
+AllOpt = Annotated[bool, typer.Option("--all", help="Compare every campaign with a run in the period, one line each.")]
+GlobalOpt = Annotated[
+    bool, typer.Option("--global", help="Everyone contacted in the period against the global control group.")
+]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", metavar="DATE", help="With --all or --global: runs as of DATE or later.")
+]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", metavar="DATE", help="With --all or --global: runs as of DATE or earlier.")
+]
+RunOpt = Annotated[str | None, typer.Option("--run", help="Report this run (default: the latest).")]
+AllRunsOpt = Annotated[bool, typer.Option("--all-runs", help="Pool every run of the campaign.")]
+WindowDaysOpt = Annotated[
+    int | None,
+    typer.Option("--window-days", help="Response window in days after as-of (default: rule file, config, 30)."),
+]
+ChartOpt = Annotated[Path | None, typer.Option("--chart", help="Also draw a chart: FILE.png, .svg or .html.")]
+
+
 @app.command()
 def report(
     ctx: typer.Context,
-    name: Annotated[
-        str | None,
-        typer.Argument(metavar="CAMPAIGN", help="Campaign name as recorded in contact history (or --all)."),
-    ] = None,
-    all_campaigns: Annotated[
-        bool, typer.Option("--all", help="Compare every campaign with a run in the period, one line each.")
-    ] = False,
-    programme: Annotated[
-        bool,
-        typer.Option("--global", help="Everyone contacted in the period against the global control group."),
-    ] = False,
-    date_from: Annotated[
-        str | None, typer.Option("--from", metavar="DATE", help="With --all or --global: runs as of DATE or later.")
-    ] = None,
-    date_to: Annotated[
-        str | None, typer.Option("--to", metavar="DATE", help="With --all or --global: runs as of DATE or earlier.")
-    ] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Report this run (default: the latest).")] = None,
-    all_runs: Annotated[bool, typer.Option("--all-runs", help="Pool every run of the campaign.")] = False,
-    window_days: Annotated[
-        int | None,
-        typer.Option("--window-days", help="Response window in days after as-of (default: rule file, config, 30)."),
-    ] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="table, csv or json (default: table on a terminal, else csv).")
-    ] = None,
-    chart: Annotated[Path | None, typer.Option("--chart", help="Also draw a chart: FILE.png, .svg or .html.")] = None,
+    name: RecordedCampaignArg = None,
+    all_campaigns: AllOpt = False,
+    programme: GlobalOpt = False,
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    run_id: RunOpt = None,
+    all_runs: AllRunsOpt = False,
+    window_days: WindowDaysOpt = None,
+    fmt: FormatOpt = None,
+    chart: ChartOpt = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     wait: WaitOpt = 0.0,
@@ -63,6 +71,8 @@ def report(
     With --all, compare every campaign whose runs are as of a date in --from..--to (both included),
     each campaign's runs there pooled as --all-runs pools them.
 
+    Formats: table, csv, json (default: table on a terminal, else csv; --json is json).
+
     Example: crmlist report winback --format csv
 
     With --global, measure every campaign's targets in the period against the global control members
@@ -70,29 +80,59 @@ def report(
 
     Example: crmlist report --all --from 2026-11-01 --to 2026-11-30
     """
-    from crmlist.report import compare_campaigns, report_campaign, report_csv, report_document
-    from crmlist.report.chart import chart_format, write_chart
     from crmlist.report.compare import parse_day
-    from crmlist.report.programme import report_programme
 
-    kind = "json" if json_ else fmt or ("table" if sys.stdout.isatty() else "csv")
-    if kind not in REPORT_FORMATS:
-        raise UsageError("--format", f"unknown format {kind!r}", f"use one of: {', '.join(REPORT_FORMATS)}")
-    if chart is not None:
-        chart_format(chart)
+    kind = _output_kind(fmt, json_, chart)
     _check_choice(name, all_campaigns, programme, period=bool(date_from or date_to), runs=bool(run_id or all_runs))
     start, end = parse_day("--from", date_from), parse_day("--to", date_to)
     ws = workspace_from(ctx, workspace, db)
     if chart is not None:
         guard_output(ws, chart, "--chart")
-    result: Report | Comparison
+    result = _measure(ws, wait, name, programme, start, end, run_id, all_runs, window_days)
+    _print_report(result, kind, quiet, chart)
+
+
+def _output_kind(fmt: str | None, as_json: bool, chart: Path | None) -> str:
+    """table, csv or json: --json, else --format, else a table on a terminal and csv off one; the chart's
+    extension is checked here too, before anything is read."""
+    from crmlist.report.chart import chart_format
+
+    kind = "json" if as_json else fmt or ("table" if sys.stdout.isatty() else "csv")
+    if kind not in REPORT_FORMATS:
+        raise UsageError("--format", f"unknown format {kind!r}", f"use one of: {', '.join(REPORT_FORMATS)}")
+    if chart is not None:
+        chart_format(chart)
+    return kind
+
+
+def _measure(
+    ws: Workspace,
+    wait: float,
+    name: str | None,
+    programme: bool,
+    start: dt.date | None,
+    end: dt.date | None,
+    run_id: str | None,
+    all_runs: bool,
+    window_days: int | None,
+) -> Report | Comparison:
+    """The one library call the options chose: the programme (--global), all campaigns (--all) or one."""
+    from crmlist.report import compare_campaigns, report_campaign
+    from crmlist.report.programme import report_programme
+
     with store.reader(ws.db_path, "report", wait=wait) as con:
         if programme:
-            result = report_programme(con, ws, start, end, window_days)
-        elif name is None:
-            result = compare_campaigns(con, ws, start, end, window_days)
-        else:
-            result = report_campaign(con, ws, name, run_id, all_runs, window_days)
+            return report_programme(con, ws, start, end, window_days)
+        if name is None:
+            return compare_campaigns(con, ws, start, end, window_days)
+        return report_campaign(con, ws, name, run_id, all_runs, window_days)
+
+
+def _print_report(result: Report | Comparison, kind: str, quiet: bool, chart: Path | None) -> None:
+    """The chart first, then the report as a table, csv or one JSON document; --quiet prints no report."""
+    from crmlist.report import report_csv, report_document
+    from crmlist.report.chart import write_chart
+
     if chart is not None:
         write_chart(result, chart)
     printer = Printer(quiet, kind == "json")
