@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import os
-import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ import duckdb
 from crmlist import store
 from crmlist.engines import ENGINE_KEYS, SPARK_TABLES
 from crmlist.errors import BadInputError, BusyError, CrmlistError, MultipleErrors
+from crmlist.newfiles import ASIDE, TEMPORARY, leftover
 from crmlist.workspace import CONFIG_NAME, DB_NAME, Workspace, open_workspace
 
 OK, WARNING, ERROR = "ok", "warning", "error"
@@ -42,12 +42,11 @@ KNOWN_KEYS: dict[str, Any] = {
     # [engine.conf] holds any Spark setting, so its keys are free-form (None).
     "engine": {key: (set(SPARK_TABLES) if key == "sources" else None) for key in ENGINE_KEYS},
 }
-_LEFTOVER = re.compile(r"^\..+\.(tmp|old)-(\d+)$")
 _STOPPED = {
-    (True, "tmp"): "temporary folder of a stopped run",
-    (True, "old"): "folder a rerun moved aside and did not remove",
-    (False, "tmp"): "temporary file of a stopped command",
-    (False, "old"): "file a stopped command moved aside",
+    (True, TEMPORARY): "temporary folder of a stopped run",
+    (True, ASIDE): "folder a rerun moved aside and did not remove",
+    (False, TEMPORARY): "temporary file of a stopped command",
+    (False, ASIDE): "file a stopped command moved aside",
 }
 
 
@@ -210,12 +209,12 @@ def _leftovers(root: Path) -> Iterator[tuple[Path, bool, str, str]]:
         return
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
-        for name in sorted([*dirs, *files]):
-            match = _LEFTOVER.match(name)
-            if match:
-                yield here / name, name in dirs, match.group(2), match.group(1)
+        found = {name: leftover(here / name) for name in sorted([*dirs, *files])}
+        for name, left in found.items():
+            if left is not None:
+                yield left.path, name in dirs, str(left.pid), left.kind
         is_run = "manifest.json" in files
-        dirs[:] = [d for d in dirs if not _LEFTOVER.match(d) and not (is_run and d == "letters")]
+        dirs[:] = [d for d in dirs if found[d] is None and not (is_run and d == "letters")]
 
 
 def _leftover_finding(path: Path, is_dir: bool, pid: str, kind: str, holder: str | None, root: Path | None) -> Finding:

@@ -29,7 +29,17 @@ from crmlist.campaign.model import Campaign, load_campaign
 from crmlist.engines import engine_settings
 from crmlist.errors import CrmlistError, OutputError, WaveRecordedError
 from crmlist.logs import rule_free_counts
-from crmlist.newfiles import create_new, refuse_link
+from crmlist.newfiles import (
+    ASIDE,
+    TEMPORARY,
+    create_new,
+    leftovers_below,
+    refuse_link,
+    remove,
+    replace_folder,
+    roll_back,
+)
+from crmlist.newfiles import move_aside as move_folder_aside
 from crmlist.outputs import sha256_file, write_json, write_query, write_rows_csv
 from crmlist.testing_hooks import pause_point
 from crmlist.workspace import Workspace
@@ -379,51 +389,32 @@ def move_aside(folder: Path | None) -> Path | None:
     """A run folder renamed to `.RUN_ID.old-PID` beside it (None when there is none to move)."""
     if folder is None or not folder.is_dir():
         return None
-    aside = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    try:
-        os.replace(folder, aside)
-    except OSError as exc:
-        raise OutputError(str(folder), f"cannot move the replaced run's folder aside: {exc.strerror}", None) from None
-    return aside
+    return move_folder_aside(folder)
 
 
-def swap_into_place(tmp: Path, final: Path) -> None:
-    """Rename the finished folder into place; an older folder of the same run is moved aside first."""
-    aside = final.with_name(f".{final.name}.old-{os.getpid()}")
-    try:
-        if final.exists():
-            os.replace(final, aside)
-        os.replace(tmp, final)
-    except OSError as exc:
-        raise OutputError(str(final), f"cannot move the run folder into place: {exc.strerror}", None) from None
-    shutil.rmtree(aside, ignore_errors=True)
+# A finished run folder goes in place as newfiles puts any folder: an older folder of the same run is moved
+# aside, the new one renamed in and the older one removed, or put back when the new one cannot go in.
+swap_into_place = replace_folder
 
 
 def recover(con: duckdb.DuckDBPyConnection, out_root: Path) -> list[str]:
-    """Roll forward finished temp folders of committed runs, roll back every other temp folder."""
+    """Roll forward finished temp folders of committed runs, roll back every other temp folder; then put
+    back a folder a stopped rerun moved aside while its run is still recorded, and remove the others.
+    What a process still running left (a reader's export-parquet into the out folder) is left alone."""
+    found = [f for f in leftovers_below(out_root) if f.is_folder and f.stopped()]
     actions: list[str] = []
-    if not out_root.is_dir():
-        return actions
-    for tmp in sorted(out_root.glob("*/.*.tmp-*")):
-        if not tmp.is_dir():  # a file's temp copy (an export into the out folder) is not a run
-            continue
-        run_id = tmp.name[1:].rsplit(".tmp-", 1)[0]
-        final = tmp.with_name(run_id)
-        if _committed(con, tmp, run_id, final):
-            swap_into_place(tmp, final)
-            actions.append(f"rolled forward {final}")
+    for tmp in (f for f in found if f.kind == TEMPORARY):
+        if _committed(con, tmp.path, tmp.target.name, tmp.target):
+            swap_into_place(tmp.path, tmp.target)
+            actions.append(f"rolled forward {tmp.target}")
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
-            actions.append(f"rolled back {tmp}")
-    for old in sorted(out_root.glob("*/.*.old-*")):
-        run_id = old.name[1:].rsplit(".old-", 1)[0]
-        final = old.with_name(run_id)
-        recorded = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        if old.is_dir() and recorded and not final.exists():  # moved aside by a run stopped before its commit
-            os.replace(old, final)
-            actions.append(f"put back {final}")
+            actions.append(roll_back(tmp))
+    for old in (f for f in found if f.kind == ASIDE):
+        recorded = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [old.target.name]).fetchone()
+        if recorded and not os.path.lexists(old.target):  # moved aside by a run stopped before its commit
+            actions.append(roll_back(old))
         else:
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old.path)
     return actions
 
 

@@ -27,6 +27,7 @@ from crmlist.cli.options import (
 )
 from crmlist.cli.output import Printer, Stopwatch, stdout_console
 from crmlist.errors import UsageError
+from crmlist.newfiles import leftovers_below
 
 if TYPE_CHECKING:
     import duckdb
@@ -212,7 +213,7 @@ def _show_load(
 def _recover_runs(con: duckdb.DuckDBPyConnection, ws: Workspace) -> list[str]:
     """Every writer finishes or removes the run folders a killed run left in the out folder (DESIGN 7a)."""
     out = ws.out_dir
-    if not (out.is_dir() and (any(out.glob("*/.*.tmp-*")) or any(out.glob("*/.*.old-*")))):
+    if not leftovers_below(out):
         return []  # the usual case, without importing the campaign machinery
     from crmlist.campaign.runner import recover
 

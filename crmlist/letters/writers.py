@@ -17,11 +17,10 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
-from crmlist.errors import OutputError
 from crmlist.letters.eml import POLICY, set_body
 from crmlist.letters.job import LetterFailure, LetterJob, RenderedLetter
 from crmlist.letters.pdfmerge import PdfConcatenator
-from crmlist.newfiles import NEW_FILE, create_new, refuse_link
+from crmlist.newfiles import NewFile, refuse_link, write_error, write_file, write_in
 
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
 _DEVICE_NAMES = frozenset(
@@ -57,23 +56,6 @@ def eml_subject(text: str) -> str | None:
     """The decoded Subject header of a rendered eml message, None when it has none."""
     subject = HeaderParser(policy=_POLICY).parsestr(text, headersonly=True)["Subject"]
     return None if subject is None else str(subject)
-
-
-def _output_error(path: Path, exc: OSError) -> OutputError:
-    return OutputError(str(path), f"cannot write: {exc.strerror or exc}", "check the folder is writable")
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(create_new(tmp), "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _output_error(target, exc) from None
 
 
 class LetterEncoder:
@@ -173,36 +155,21 @@ class LetterWriter:
 
 
 def write_letter_files(folder: Path, files: list[tuple[str, bytes]]) -> None:
-    """Each (name, bytes) as folder/name, a file made anew (O_EXCL, O_NOFOLLOW: never through a link);
-    where a file of that name is there already (a reused folder), a new one is written beside it and
-    renamed over it. The renderer that made them writes them (in a worker process, beside the others),
-    so the parent never touches a letter."""
+    """Each (name, bytes) as folder/name, a file made anew (newfiles.write_in: O_EXCL, O_NOFOLLOW, never
+    through a link; one already there is replaced by a new one renamed over it). The renderer that made
+    them writes them (in a worker process, beside the others), so the parent never touches a letter."""
     try:
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise _output_error(folder, exc) from None
+        raise write_error(folder, exc) from None
     try:
         for name, data in files:
             try:
-                try:
-                    _write_new(os.open(name, NEW_FILE, 0o666, dir_fd=dir_fd), data)
-                except FileExistsError:
-                    tmp = f".{name}.tmp-{os.getpid()}"
-                    _write_new(create_new(tmp, dir_fd), data)
-                    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                write_in(dir_fd, name, data)
             except OSError as exc:
-                raise _output_error(folder / name, exc) from None
+                raise write_error(folder / name, exc) from None
     finally:
         os.close(dir_fd)
-
-
-def _write_new(fd: int, data: bytes) -> None:
-    try:
-        done = os.write(fd, data)  # one call for a letter; a short write (a full disk) goes on
-        while done < len(data):
-            done += os.write(fd, memoryview(data)[done:])
-    finally:
-        os.close(fd)
 
 
 class FileLetters(LetterWriter):
@@ -215,7 +182,7 @@ class FileLetters(LetterWriter):
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _output_error(self.folder, exc) from None
+            raise write_error(self.folder, exc) from None
 
     def write(self, payload: list[tuple[str, bytes]] | None) -> None:
         if payload:
@@ -231,23 +198,19 @@ def letters_folder(out_dir: Path) -> Path:
 
 
 class _Bundle(LetterWriter):
-    """One file written beside its target as .NAME.tmp-PID, fsynced and renamed over it on close."""
+    """One file written as a NewFile (`.NAME.tmp-PID` beside its target) and put in place on close."""
 
     def __init__(self, target: Path) -> None:
         self.target = target
-        self.tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.fh: IO[bytes] = open(create_new(self.tmp), "wb")  # noqa: SIM115  (closed by close or abort)
-        except OSError as exc:
-            raise _output_error(target, exc) from None
+        self.new = NewFile(target)
+        self.fh: IO[bytes] = self.new.file
 
     def write(self, payload: Any) -> None:
         try:
             self.store(payload)
         except OSError as exc:
             self.abort()
-            raise _output_error(self.target, exc) from None
+            raise write_error(self.target, exc) from None
 
     def store(self, payload: Any) -> None:
         self.fh.write(payload)
@@ -258,18 +221,14 @@ class _Bundle(LetterWriter):
     def close(self) -> list[Path]:
         try:
             self.finish()
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-            os.replace(self.tmp, self.target)
         except OSError as exc:
             self.abort()
-            raise _output_error(self.target, exc) from None
+            raise write_error(self.target, exc) from None
+        self.new.commit()
         return [self.target]
 
     def abort(self) -> None:
-        self.fh.close()
-        self.tmp.unlink(missing_ok=True)
+        self.new.discard()
 
 
 class ZipBundle(_Bundle):
@@ -327,9 +286,5 @@ def write_failed_csv(out_dir: Path, failures: list[LetterFailure]) -> Path:
     rows: list[list[Any]] = [[f.customer_id, f.template, f.line or "", f.error] for f in failures]
     out.writerows(rows)
     target = out_dir / "failed.csv"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _output_error(out_dir, exc) from None
-    _write_atomic(target, buffer.getvalue().encode("utf-8"))
+    write_file(target, buffer.getvalue().encode("utf-8"))
     return target
