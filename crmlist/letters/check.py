@@ -24,7 +24,7 @@ from crmlist.letters.environment import (
 )
 from crmlist.letters.filters import resolve_locale
 from crmlist.letters.job import LetterJob, RenderedLetter
-from crmlist.letters.limits import LetterClock, letter_seconds
+from crmlist.letters.limits import LETTER_ERRORS, LetterClock, letter_seconds
 from crmlist.letters.pdf import TYPST_EXT, PdfEncoder
 from crmlist.workspace import Workspace
 
@@ -97,16 +97,27 @@ def _sample_render_error(
     except TemplateSyntaxError as exc:  # from an included template
         return BadInputError(f"templates/{path.name}", f"included template: {exc.message}", "fix its syntax")
     except (UndefinedError, SecurityError) as exc:
-        where, line = path.name, None
-        for frame, lineno in traceback.walk_tb(exc.__traceback__):
-            if frame.f_code.co_filename.startswith(str(ws.templates_dir)):
-                where, line = Path(frame.f_code.co_filename).name, lineno
-        location = f"templates/{where}:{line}" if line is not None else f"templates/{where}"
         kind = "sandbox violation" if isinstance(exc, SecurityError) else "undefined variable"
+        location = _template_location(ws, path, exc)
         return BadInputError(location, f"{kind}: {exc}", "use the variables of DESIGN section 6: customer, ...")
-    except Exception:  # a filter that chokes on made-up sample values says nothing about real data
+    except RecursionError as exc:  # a loop through a computed name, or a macro calling itself for ever
+        return BadInputError(
+            _template_location(ws, path, exc),
+            "the sample letter recurses without end",
+            "a macro calling itself needs a condition that stops it; an include must not lead back to its template",
+        )
+    except LETTER_ERRORS:  # a filter that chokes on made-up sample values says nothing about real data
         return None
     return None
+
+
+def _template_location(ws: Workspace, path: Path, exc: BaseException) -> str:
+    """templates/FILE:LINE of the innermost template frame of a failure (the file alone without one)."""
+    where, line = path.name, None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename.startswith(str(ws.templates_dir)):
+            where, line = Path(frame.f_code.co_filename).name, lineno
+    return f"templates/{where}:{line}" if line is not None else f"templates/{where}"
 
 
 def _check_name(env: LetterSandbox, ws: Workspace, name: str, extra: Iterable[str]) -> list[CrmlistError]:
@@ -154,7 +165,7 @@ def _sample_typst_error(
     template = compile_template(env, ws, path)
     try:
         text = LetterClock(letter_seconds(ws.section("letters"))).render(template, context)
-    except Exception:
+    except LETTER_ERRORS:  # reported by _sample_render_error, or a filter choking on sample values
         return None
     as_of = context["as_of"]
     encoder = PdfEncoder(LetterJob("sample", as_of, "pdf"), ws.sender, ws.templates_dir)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError, nodes
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from crmlist.errors import BadInputError, NotFoundError
@@ -255,13 +255,76 @@ def reads_variable(env: ImmutableSandboxedEnvironment, source: str | nodes.Templ
 
 
 def compile_template(env: ImmutableSandboxedEnvironment, ws: Workspace, path: Path) -> Template:
-    """Compile a template file once; a syntax error is bad input naming the file and line."""
+    """Compile a template file once; a syntax error, or a template that includes itself, is bad input
+    naming the file and line."""
     if isinstance(env, LetterSandbox):
         env = env.for_file(path.name)
+    name = path.relative_to(ws.templates_dir).as_posix()
     try:
-        return env.get_template(path.relative_to(ws.templates_dir).as_posix())
+        template = env.get_template(name)
     except TemplateSyntaxError as exc:
         raise syntax_error(exc, path.name) from None
+    loop = include_loop(env, name)
+    if loop is not None:
+        raise loop
+    return template
+
+
+_VERBS = {nodes.Include: "includes", nodes.Extends: "extends", nodes.Import: "imports", nodes.FromImport: "imports"}
+
+
+def _named_templates(env: ImmutableSandboxedEnvironment, name: str) -> list[tuple[str, int, str]]:
+    """The templates a template's include, extends and import tags name as text: (name, line, verb).
+    Of a list (`{% include ['a', 'b'] %}`), the first that exists, as Jinja picks it."""
+    assert env.loader is not None
+    try:
+        tree = env.parse(env.loader.get_source(env, name)[0], name)
+    except (TemplateNotFound, TemplateSyntaxError):  # a failed letter, or a syntax error reported as one
+        return []
+    found = []
+    for node in tree.find_all(_SHARES_CONTEXT):
+        assert isinstance(node, _SHARES_CONTEXT)  # for mypy: find_all types its nodes as Stmt
+        target = node.template
+        items = target.items if isinstance(target, nodes.List | nodes.Tuple) else [target]
+        names = [i.value for i in items if isinstance(i, nodes.Const) and isinstance(i.value, str)]
+        existing = [n for n in names if _exists(env, n)][:1]
+        found += [(n, node.lineno, _VERBS[type(node)]) for n in existing]
+    return found
+
+
+def _exists(env: ImmutableSandboxedEnvironment, name: str) -> bool:
+    assert env.loader is not None
+    try:
+        env.loader.get_source(env, name)
+    except TemplateNotFound:
+        return False
+    return True
+
+
+def include_loop(env: ImmutableSandboxedEnvironment, name: str) -> BadInputError | None:
+    """A loop of include, extends and import tags reachable from a template, which would make every
+    letter recurse until Python gives up: bad input at the tag that closes it. Only names written as
+    text are followed; a computed name is a failed letter (RecursionError) when it loops."""
+    seen: set[str] = set()
+
+    def visit(trail: list[str]) -> BadInputError | None:
+        here = trail[-1]
+        seen.add(here)
+        for target, line, verb in _named_templates(env, here):
+            if target in trail:
+                chain = " -> ".join([*trail[trail.index(target) :], target])
+                what = f"{verb} itself" if target == here else f"{verb} {target}, which leads back here: {chain}"
+                return BadInputError(
+                    f"templates/{here}:{line}",
+                    what,
+                    "a template cannot include, extend or import itself, directly or through others: "
+                    "remove that tag, or move the shared part into a template of its own",
+                )
+            if target not in seen and (loop := visit([*trail, target])) is not None:
+                return loop
+        return None
+
+    return visit([name])
 
 
 def syntax_error(exc: TemplateSyntaxError, fallback_name: str) -> BadInputError:

@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2 import Template
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.nodes import Concat
 from jinja2.utils import generate_lorem_ipsum
 
@@ -47,6 +47,39 @@ _STR_METHODS: dict[str, Callable[..., int]] = {
 
 class TemplateLimitError(SecurityError):
     """A template tried to build more than crmlist allows (a memory bomb) or ran too long."""
+
+
+# What rendering one letter may raise because of its template or the customer's data: that letter fails
+# (failed.csv) and the others go on. Anything else is a bug in crmlist and stops the run as one.
+# - TemplateError: Jinja's own, StrictUndefined's UndefinedError, the sandbox's SecurityError and the
+#   limits here (TemplateLimitError, LetterTimeout), TemplateNotFound (an OSError too) for an include of
+#   a template that is not there.
+# - ValueError: the filters' FilterError and eml's HeaderError, Python's own refusals of a value
+#   ('{:d}'.format(text), text.index('x')).
+# - TypeError: an operator or call on a value of another type ('x' + 1, '%d' % text), a filter given
+#   the wrong arguments.
+# - ArithmeticError: division by zero, decimal's InvalidOperation, the sandbox's range() limit
+#   (OverflowError).
+# - LookupError: a format naming a key or position its values lack ('%(a)s' % d, '{1}'.format(x)), an
+#   unknown codec; Jinja turns a missing item or attribute into UndefinedError itself.
+# - RecursionError (the one RuntimeError here): a macro calling itself as deep as the data says, or an
+#   include loop through a computed name (the loops of named templates are refused before any letter:
+#   environment.include_loop).
+# - MemoryError: a rendering worker's address-space limit (limit_worker_memory) fails the letter that
+#   allocates too much.
+# Not here, so an internal error (exit 1, never a "partial" run): AttributeError and NameError (the
+# sandbox turns a missing attribute into an undefined, so they come from crmlist's code), AssertionError,
+# other OSErrors and RuntimeErrors, ImportError. A bug of crmlist's raising one of the kinds above still
+# fails letters: from a filter it looks like a template's mistake; the filters raise FilterError on purpose.
+LETTER_ERRORS: tuple[type[BaseException], ...] = (
+    TemplateError,
+    ValueError,
+    TypeError,
+    ArithmeticError,
+    LookupError,
+    RecursionError,
+    MemoryError,
+)
 
 
 def _too_big(what: str, size: int, limit: int = MAX_VALUE) -> TemplateLimitError:

@@ -32,7 +32,7 @@ from crmlist.letters.environment import (
 )
 from crmlist.letters.filters import resolve_locale
 from crmlist.letters.job import CustomerIds, LetterFailure, LetterJob, RenderedChunk, RenderedLetter
-from crmlist.letters.limits import LetterClock, bounded_join, letter_seconds
+from crmlist.letters.limits import LETTER_ERRORS, LetterClock, bounded_join, letter_seconds
 from crmlist.letters.pdf import TYPST_EXT, PdfEncoder, address_lines
 from crmlist.letters.writers import LetterEncoder, letters_folder, write_letter_files
 from crmlist.workspace import Workspace
@@ -253,7 +253,7 @@ class Renderer:
     def render_one(
         self, customer: dict[str, Any], meta: tuple[Any, ...], recommendations: list[dict[str, Any]]
     ) -> RenderedLetter:
-        """One letter; a template failure comes back as a LetterFailure, never raised."""
+        """One letter; a template failure (limits.LETTER_ERRORS) comes back as a LetterFailure, never raised."""
         customer_id = str(customer["customer_id"])
         language = customer.get("language")
         campaign, cell, offer, channel, name = meta
@@ -284,7 +284,7 @@ class Renderer:
                 text = eml_message(text, mime=self._mime)  # type: ignore[arg-type]
         except TemplateSyntaxError as exc:  # an included template: bad input, stops the run
             raise syntax_error(exc, file_name) from None
-        except Exception as exc:
+        except LETTER_ERRORS as exc:  # what a template and its data can do; a bug in crmlist goes up
             clock.busy = False
             where, line = self._template_line(exc, file_name)
             error = scrub_message(f"{type(exc).__name__}: {exc}", customer)

@@ -11,6 +11,7 @@ through, with a customer row holding a callable.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import textwrap
 from pathlib import Path
@@ -18,9 +19,17 @@ from pathlib import Path
 import pytest
 from outsider import crmlist, ok, query
 
+from crmlist.letters.job import LetterJob, RenderedLetter
+from crmlist.letters.render import Renderer
+from crmlist.workspace import open_workspace
+
 AS_OF = "2026-11-01"
 SAMPLES = ("customers", "products", "purchases", "suppressions")
 UNKNOWN_COLUMN_HINT = 'hint: see the available columns with: crmlist sql "DESCRIBE customer_facts"'
+LOOP_HINT = (
+    "hint: a template cannot include, extend or import itself, directly or through others: "
+    "remove that tag, or move the shared part into a template of its own"
+)
 
 
 @pytest.fixture
@@ -110,3 +119,74 @@ def test_check_and_run_agree_on_a_named_template_that_is_missing(shop: Path) -> 
     run = crmlist("run", "named", "--out", "out", "--as-of", AS_OF, cwd=shop)
     assert (run.returncode, run.stderr.splitlines()) == (1, message)
     assert query(shop / "crmlist.duckdb", "SELECT count(*) FROM contact_history") == [(0,)]
+
+
+def self_including(ws: Path) -> None:
+    """`loop` includes itself; `ring` extends a layout that imports ring back; `computed` includes
+    itself by a name it computes (no tag names it as text, so only rendering shows the loop)."""
+    for name in ("loop", "ring", "computed"):
+        write(ws, f"queries/{name}.toml", f'channel = "email"\ntemplate = "{name}"\n[audience]\nwhere = ["TRUE"]\n')
+    write(ws, "templates/loop.txt.j2", "{{ customer|salutation }},\n\n{% include 'loop.txt.j2' %}\n")
+    write(ws, "templates/ring.txt.j2", "{% extends 'layout.txt.j2' %}\n{% block body %}Hi{% endblock %}\n")
+    write(ws, "templates/layout.txt.j2", "{% import 'ring.txt.j2' as again %}\n{% block body %}{% endblock %}\n")
+    write(ws, "templates/computed.txt.j2", "Hi\n{% include 'computed' ~ '.txt.j2' %}\n")
+
+
+def test_check_reports_a_template_that_includes_itself(ws: Path) -> None:
+    self_including(ws)
+    done = crmlist("check", "loop", "ring", "computed", cwd=ws)
+    assert done.returncode == 65, done.stderr
+    assert done.stderr.splitlines() == [
+        "crmlist: error: templates/loop.txt.j2:3: includes itself",
+        LOOP_HINT,
+        "crmlist: error: templates/layout.txt.j2:1: imports ring.txt.j2, which leads back here: "
+        "ring.txt.j2 -> layout.txt.j2 -> ring.txt.j2",
+        LOOP_HINT,
+        "crmlist: error: templates/computed.txt.j2:2: the sample letter recurses without end",
+        "hint: a macro calling itself needs a condition that stops it; an include must not lead back to its template",
+    ]
+
+
+def test_run_refuses_a_self_including_template_before_any_letter(shop: Path) -> None:
+    self_including(shop)
+    done = crmlist("run", "loop", "--out", "out", "--as-of", AS_OF, cwd=shop)
+    assert done.returncode == 65, done.stderr
+    assert done.stderr.splitlines() == ["crmlist: error: templates/loop.txt.j2:3: includes itself", LOOP_HINT]
+    assert query(shop / "crmlist.duckdb", "SELECT count(*) FROM contact_history") == [(0,)]
+    assert query(shop / "crmlist.duckdb", "SELECT count(*) FROM runs") == [(0,)]
+    assert [p.name for p in (shop / "out").rglob("*")] in ([], ["loop"])  # no run folder, finished or not
+
+
+def _render_one(ws: Path, value: object) -> RenderedLetter:
+    """The letter of one customer whose row holds `value`, a callable its template calls on line 2."""
+    write(ws, "templates/probe.txt.j2", "Hello\n{{ customer.hook() }}\n")
+    renderer = Renderer(open_workspace(ws), LetterJob("probe", dt.date(2026, 11, 1), jobs=1))
+    renderer.prepare(["probe"])
+    customer = {"customer_id": "C-1", "language": "en", "email": "c1@example.com", "hook": value}
+    return renderer.render_one(customer, ("probe", "all", "HI", "email", "probe"), [])
+
+
+def test_a_letter_fails_for_what_its_data_raises(ws: Path) -> None:
+    def bad_value() -> str:
+        return "{:d}".format("not a number")
+
+    letter = _render_one(ws, bad_value)
+    assert letter.text is None and letter.failure is not None
+    failure = letter.failure
+    assert (failure.customer_id, failure.template, failure.line, failure.error) == (
+        "C-1",
+        "probe.txt.j2",
+        2,
+        "ValueError: Unknown format code 'd' for object of type 'str'",
+    )
+
+
+def test_a_bug_in_crmlist_is_not_a_failed_letter(ws: Path) -> None:
+    class Bug(RuntimeError):
+        pass
+
+    def bug() -> str:
+        raise Bug("a bug, not the letter's fault")
+
+    with pytest.raises(Bug, match="a bug, not the letter's fault"):
+        _render_one(ws, bug)
