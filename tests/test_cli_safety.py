@@ -417,35 +417,96 @@ def test_no_ansi_escapes_off_a_terminal(shop: Path) -> None:
 # 4. Exit codes -----------------------------------------------------------------------------------------
 
 
-def test_exit_codes_of_the_contract_each_logged(shop: Path) -> None:
+WRITE_HINT = "hint: check the path, its permissions and free space\n"
+
+
+def files_of(folder: Path, but: Path | None = None) -> dict[str, bytes]:
+    """Every file under folder (but one) and its bytes: what a command that fails must leave as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p != but}
+
+
+def test_exit_codes_of_the_contract_each_logged_with_its_message_and_nothing_written(shop: Path) -> None:
     log = shop / "cron.log"
     (shop / "a-file").write_text("not a folder\n")
     (shop / "bad.csv").write_text("customer_id,birth_date\n0009,not-a-date\n")
     (shop / "templates" / "lapsed.cs.txt.j2").write_text("{{ customer.nonexistent }}\n", encoding="utf-8")
+    # (exit code, arguments, stderr): where it went wrong, what is wrong, and the fix
     cases = [
-        (0, ("status", "--quiet")),
-        (1, ("run", "lapsd", "--out", "out")),
-        (2, ("load", "customers", "customers.csv", "--bogus")),
-        (2, ("load", "customers", "customers.csv", "--on-error", "sometimes")),
-        (65, ("load", "customers", "bad.csv")),
-        (66, ("load", "customers", "missing.csv")),
-        (73, ("run", "lapsed", "--out", "a-file/out", "--as-of", AS_OF)),
-        (73, ("export", "lapsed", "-o", "a-file/list.csv", "--as-of", AS_OF)),
-        (73, ("export", "lapsed", "-o", "/sys/list.csv", "--as-of", AS_OF)),  # a folder nobody may write
-        (3, RUN),
-    ]
+        (0, ("status", "--quiet"), ""),
+        (1, ("run", "lapsd", "--out", "out"),
+         "crmlist: error: queries/lapsd.toml: no campaign named 'lapsd'\nhint: did you mean lapsed?\n"),
+        (2, ("load", "customers", "customers.csv", "--bogus"),  # Typer's own usage error (click's close match)
+         "Usage: crmlist load [OPTIONS] {table} {files}...\nTry 'crmlist load -h' for help.\n\n"
+         "Error: No such option: --bogus (Possible options: --columns)\n"),
+        (2, ("load", "customers", "customers.csv", "--on-error", "sometimes"),
+         "crmlist: error: --on-error: unknown mode 'sometimes'\nhint: use strict or skip\n"),
+        (65, ("load", "customers", "bad.csv"),
+         "crmlist: error: bad.csv:2: birth_date: the value is not a date\nhint: write dates as YYYY-MM-DD, or pass "
+         "--date-format (e.g. '%d.%m.%Y'); or pass --on-error skip to load the good rows and keep the bad ones in "
+         "load_rejects\n"),
+        (66, ("load", "customers", "missing.csv"), "crmlist: error: missing.csv: no such file\nhint: check the path\n"),
+        (73, ("run", "lapsed", "--out", "a-file/out", "--as-of", AS_OF),
+         f"crmlist: error: {shop}/a-file/out/lapsed: cannot create the run folder: Not a directory\n"
+         "hint: check --out\n"),
+        # its message is test_export_under_a_file_says_it_is_not_a_folder's (a bug: "File exists")
+        (73, ("export", "lapsed", "-o", "a-file/list.csv", "--as-of", AS_OF), None),
+        (73, ("export", "lapsed", "-o", "/sys/list.csv", "--as-of", AS_OF),  # a folder nobody may write
+         f"crmlist: error: /sys/list.csv: cannot write: Permission denied\n{WRITE_HINT}"),
+    ]  # fmt: skip
     results = []
-    for _, args in cases:
+    for _, args, message in cases:
+        before = files_of(shop, but=log)
         done = crmlist(*args, env={"CRMLIST_LOG_FILE": str(log)}, cwd=shop)
         results.append((args, done.returncode))
-        assert "Traceback" not in done.stderr
         assert done.stdout == ""
-    assert results == [(args, expected) for expected, args in cases]
-    assert (shop / "a-file").read_text() == "not a folder\n"
+        if message is not None:
+            assert done.stderr == message, args
+        else:  # where and the fix; what is wrong is the xfail test's
+            assert done.stderr.startswith("crmlist: error: a-file/list.csv: cannot write: ") and done.stderr.endswith(
+                WRITE_HINT
+            )
+        assert files_of(shop, but=log) == before, args  # nothing written, nothing changed, the database included
+    assert results == [(args, code) for code, args, _ in cases]
+    # exit 3: the run is recorded, the failed letter listed with its template and line
+    before = files_of(shop, but=log)
+    done = crmlist(*RUN, env={"CRMLIST_LOG_FILE": str(log)}, cwd=shop)
+    run_id = entries(shop / "out" / "lapsed")[0]
+    folder = shop / "out" / "lapsed" / run_id
+    assert (done.returncode, done.stdout) == (3, "")
+    assert done.stderr == (
+        f"lapsed: run {run_id}: 4 targets, 0 control, 3 letters -> {folder}\n"
+        f"1 letters failed; see {folder / 'failed.csv'}\n"
+    )
+    assert (folder / "failed.csv").read_text(encoding="utf-8") == (
+        "customer_id,template,line,error\n"
+        "0003,lapsed.cs.txt.j2,1,UndefinedError: 'dict object' has no attribute 'nonexistent'\n"
+    )
+    assert sorted(p.name for p in (folder / "letters").iterdir()) == ["0001.txt", "0002.txt", "0004.txt"]
+    assert {name for name in files_of(shop, but=log) if not name.startswith("out/")} == set(before)  # no stray file
+    assert query(shop / "crmlist.duckdb", "SELECT customer_id FROM contact_history ORDER BY 1") == [
+        ("0001",), ("0002",), ("0004",)
+    ]  # fmt: skip
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(r["command"], r["exit_code"]) for r in records] == [(args[0], code) for code, args in cases]
-    assert records[-1]["run_id"].startswith(f"lapsed-{AS_OF}-")
+    assert [(r["command"], r["exit_code"]) for r in records] == [
+        *((args[0], code) for code, args, _ in cases),
+        ("run", 3),
+    ]
+    assert records[-1]["run_id"] == run_id and run_id.startswith(f"lapsed-{AS_OF}-")
     assert records[-1]["counts"]["lapsed"]["letters"] == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: an -o path under a file says 'cannot write: File exists' (Path.mkdir(exist_ok=True)'s "
+    "FileExistsError in crmlist/newfiles.py NewFile), not that the parent is no folder",
+)
+def test_export_under_a_file_says_it_is_not_a_folder(shop: Path) -> None:
+    (shop / "a-file").write_text("not a folder\n")
+    before = files_of(shop)
+    done = crmlist("export", "lapsed", "-o", "a-file/list.csv", "--as-of", AS_OF, cwd=shop)
+    assert (done.returncode, done.stdout) == (73, "")
+    assert files_of(shop) == before
+    assert done.stderr == f"crmlist: error: a-file/list.csv: cannot write: Not a directory\n{WRITE_HINT}"
 
 
 def test_the_log_keeps_names_and_counts_but_no_personal_data(shop: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import filecmp
 import json
+import mailbox
 import os
 import random
 import textwrap
 import zipfile
 from collections.abc import Mapping
 from decimal import Decimal
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,8 @@ from crmlist.workspace import Workspace, open_workspace
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden" / "letters"
 AS_OF = dt.date(2026, 11, 1)
-REGEN = os.environ.get("CRMLIST_REGEN_GOLDEN") == "1"
+# Rewrites tests/golden/ instead of comparing with it: CRMLIST_REGENERATE_GOLDEN=1 pytest tests/test_letters.py
+REGENERATE = os.environ.get("CRMLIST_REGENERATE_GOLDEN") == "1"
 
 CUSTOMERS = """\
     customer_id,first_name,last_name,gender,language,email
@@ -807,6 +810,8 @@ GOLDEN_TEMPLATES = {
 
 
 def test_golden_letters(tmp_path: Path) -> None:
+    """The letters byte for byte as committed in tests/golden/letters/, which a person read and found right
+    (see tests/golden/README.md). CRMLIST_REGENERATE_GOLDEN=1 rewrites them and skips the comparison."""
     config = 'locale = "en"\ncurrency = "PLN"\n[sender]\nname = "Sklep Łódź"\nemail = "shop@example.com"\n'
     ws = make_ws(tmp_path, GOLDEN_TEMPLATES, config)
     out = tmp_path / "out"
@@ -815,8 +820,36 @@ def test_golden_letters(tmp_path: Path) -> None:
     assert files.paths == [out / "letters"]
     produced = {p.name: p.read_bytes() for p in [*sorted(files.paths[0].iterdir()), *mbox.paths]}
     assert sorted(produced) == ["C1.txt", "C2.txt", "C3.txt", "C4.txt", "letters.mbox"]
-    if REGEN:
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        for name, data in produced.items():
-            (GOLDEN / name).write_bytes(data)
-    assert {name: (GOLDEN / name).read_bytes() for name in produced} == produced
+    if REGENERATE:
+        write_golden(produced)
+        pytest.skip(f"rewrote {GOLDEN}: read `git diff {GOLDEN}`, then run again without CRMLIST_REGENERATE_GOLDEN")
+    committed = {p.name: p.read_bytes() for p in sorted(GOLDEN.iterdir())}
+    assert sorted(committed) == sorted(produced)  # none missing, none left over
+    for name, data in produced.items():
+        assert data == committed[name], f"{name} changed; if on purpose: CRMLIST_REGENERATE_GOLDEN=1, then review"
+
+
+def write_golden(produced: Mapping[str, bytes]) -> None:
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for stale in set(p.name for p in GOLDEN.iterdir()) - set(produced):
+        (GOLDEN / stale).unlink()
+    for name, data in produced.items():
+        (GOLDEN / name).write_bytes(data)
+
+
+def test_golden_mbox_holds_the_golden_files_each_to_its_customer() -> None:
+    """The committed mbox read by the standard library: one message per golden letter, addressed to that
+    customer from the sender, with the campaign's offer, its body the letter's file and a newline."""
+    emails = {"C1": "jan@example.com", "C2": "jana@example.com", "C3": "ivan@example.com", "C4": "alex@example.com"}
+    messages = list(mailbox.mbox(GOLDEN / "letters.mbox", create=False))
+    assert [m["X-Crmlist-Customer-Id"] for m in messages] == list(emails)
+    for message in messages:
+        customer = message["X-Crmlist-Customer-Id"]
+        assert str(make_header(decode_header(message["From"]))) == "Sklep Łódź <shop@example.com>"
+        assert (message["To"], message["X-Crmlist-Campaign"], message["X-Crmlist-Offer"]) == (
+            emails[customer],
+            "winback",
+            "STD10",
+        )
+        body = message.get_payload(decode=True)
+        assert body == (GOLDEN / f"{customer}.txt").read_bytes() + b"\n", customer

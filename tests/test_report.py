@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
+from sample_answers import demo_answers, read_sample
 from scipy import stats
 
 from crmlist import store
@@ -539,16 +540,39 @@ def test_comparison_csv_json_and_table(db: duckdb.DuckDBPyConnection, make_ws: C
     )
 
 
-def test_sample_responses_match_the_demo_run(tmp_path: Path) -> None:
+def test_sample_responses_answer_the_hand_computed_demo_run(tmp_path: Path) -> None:
+    """sample_data/responses.csv against the demo's win-back run worked out by hand (tests/sample_answers.py)
+    and the draw's documented rates: per cell, round(12% of targets) respond with the cell's offer within
+    the 30-day window, round(8% of controls) buy on their own, round(5% of the others) buy after it."""
     from crmlist.sample.responses import write_sample_responses
 
     sample = Path(__file__).resolve().parents[1] / "sample_data"
+    winback = demo_answers()["winback"]
+    members = {cid: (cell, offer, False) for cid, cell, offer in winback.targets}
+    members |= {cid: (cell, offer, True) for cid, cell, offer in winback.control}
+    # README's "Measuring a campaign": the demo's win-back has 127 targets and 14 controls, 16 and 1 respond.
+    assert (len(winback.targets), len(winback.control)) == (127, 14)
+    rows = read_sample("responses.csv")
+    assert list(rows[0]) == ["customer_id", "responded_at", "campaign", "offer_code", "revenue"]
+    assert {row["customer_id"] for row in rows} <= set(members)  # nobody outside the run answers it
+    in_window: dict[tuple[str, bool], set[str]] = {}
+    late: dict[tuple[str, bool], set[str]] = {}
+    for row in rows:
+        cell, offer, is_control = members[row["customer_id"]]
+        day = (dt.date.fromisoformat(row["responded_at"]) - AS_OF).days
+        assert 0 <= day <= 90 and Decimal(row["revenue"]) > 0, row
+        # only targets answer with the campaign and their cell's offer code; controls and late buyers without
+        answers = ("winback", offer) if not is_control and day <= 30 else ("", "")
+        assert (row["campaign"], row["offer_code"]) == answers, row
+        (in_window if day <= 30 else late).setdefault((cell, is_control), set()).add(row["customer_id"])
+    for (cell, is_control), group in Counter((c, k) for c, _, k in members.values()).items():
+        chosen = in_window.get((cell, is_control), set())
+        assert len(chosen) == int((0.08 if is_control else 0.12) * group + 0.5), (cell, is_control)
+        assert len(late.get((cell, is_control), set())) == int(0.05 * (group - len(chosen)) + 0.5), (cell, is_control)
+    responders = {k: sum(len(v) for (_, c), v in in_window.items() if c == k) for k in (False, True)}
+    assert responders == {False: 16, True: 1}
+    # the seeded draw regenerates the committed file exactly
     for name in ("customers", "products", "purchases", "suppressions"):
         shutil.copyfile(sample / f"{name}.csv", tmp_path / f"{name}.csv")
-    assert write_sample_responses(tmp_path) == 28
+    assert write_sample_responses(tmp_path) == len(rows)
     assert (tmp_path / "responses.csv").read_bytes() == (sample / "responses.csv").read_bytes()
-    lines = (sample / "responses.csv").read_text().splitlines()
-    assert lines[0] == "customer_id,responded_at,campaign,offer_code,revenue"
-    # targets answer with the campaign and their cell's offer; controls and late buyers without one
-    kinds = Counter(tuple(line.split(",")[2:4]) for line in lines[1:])
-    assert kinds == {("winback", "STD10"): 14, ("winback", "VIP20"): 6, ("", ""): 8}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import importlib.util
+import math
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
@@ -21,6 +24,7 @@ from crmlist.sample import write_sample_data
 ROOT = Path(__file__).resolve().parents[1]
 SKELETON = ROOT / "crmlist" / "skeleton"
 FILES = ("customers.csv", "products.csv", "purchases.csv", "suppressions.csv")
+COMMITTED = (*FILES, "responses.csv")  # sample_data/: the generated files and the responses to the demo
 CAMPAIGNS = ("briefcase_crosssell", "digital_tv", "winback")
 # DESIGN.md section 6: the letter context and filters, nothing else.
 CONTEXT = {"customer", "campaign", "cell", "offer", "channel", "as_of", "sender", "recommendations"}
@@ -49,15 +53,18 @@ def test_row_counts_are_returned_per_file(generated: tuple[Path, dict[str, int]]
     assert sum((folder / name).stat().st_size for name in FILES) < 1_500_000
 
 
-def test_script_regenerates_the_same_bytes(generated: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
+def test_script_regenerates_the_committed_files(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("make_sample_data", ROOT / "scripts" / "make_sample_data.py")
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.main([str(tmp_path / "again")]) == 0
     assert script.main([]) == 2
-    for name in FILES:
-        assert (tmp_path / "again" / name).read_bytes() == (generated[0] / name).read_bytes(), name
+    # The committed files are the reviewed answer (test_committed_* below check them against the
+    # generator's rules); if this fails on purpose: python scripts/make_sample_data.py sample_data
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(COMMITTED)
+    for name in COMMITTED:
+        assert (tmp_path / "again" / name).read_bytes() == (ROOT / "sample_data" / name).read_bytes(), name
 
 
 def test_another_seed_gives_other_data(generated: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
@@ -72,13 +79,127 @@ def test_unwritable_folder_is_an_output_error(tmp_path: Path) -> None:
     assert (caught.value.exit_code, caught.value.what) == (73, "cannot write sample data: Not a directory")
 
 
-@pytest.mark.parametrize("name", FILES)
-def test_committed_sample_data_is_a_fresh_generation(generated: tuple[Path, dict[str, int]], name: str) -> None:
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_files_are_plain_utf8_with_newlines(name: str) -> None:
     committed = (ROOT / "sample_data" / name).read_bytes()
-    # if this fails: python scripts/make_sample_data.py sample_data
-    assert committed == (generated[0] / name).read_bytes()
+    committed.decode("utf-8")
     assert not committed.startswith(b"\xef\xbb\xbf")
-    assert b"\r" not in committed
+    assert b"\r" not in committed and committed.endswith(b"\n")
+
+
+@pytest.fixture(scope="module")
+def committed() -> Iterator[duckdb.DuckDBPyConnection]:
+    """The committed CSV files as text views in a fresh DuckDB: SQL written here, none of crmlist's code."""
+    con = duckdb.connect()
+    for name in COMMITTED:
+        path = str(ROOT / "sample_data" / name)
+        con.execute(f"CREATE VIEW {name[:-4]} AS SELECT * FROM read_csv('{path}', all_varchar = true, header = true)")
+    yield con
+    con.close()
+
+
+def within_binomial(count: int, n: int, p: float) -> bool:
+    """count is within 4 standard deviations of n draws with chance p (the generator's documented weight)."""
+    return abs(count - n * p) <= 4 * math.sqrt(n * p * (1 - p))
+
+
+def test_committed_customers_follow_the_generators_rules(committed: duckdb.DuckDBPyConnection) -> None:
+    """crmlist/sample: 2000 customers numbered 000001 on, languages by weight 50/20/12/18 and their countries,
+    sign-ups 2018-01-01 to 7 days before the as-of date, blanks at their documented rates, households only
+    where two people share one, and the CRM's loyalty tier by all-time spend."""
+    one = lambda sql: committed.sql(sql).fetchall()  # noqa: E731
+    assert one("SELECT count(*), count(DISTINCT customer_id), min(customer_id), max(customer_id) FROM customers") == [
+        (2000, 2000, "000001", "002000")
+    ]
+    assert one("SELECT min(signup_date) >= '2018-01-01', max(signup_date) <= '2026-10-25' FROM customers") == [
+        (True, True)
+    ]
+    countries = one("SELECT language, list(DISTINCT country ORDER BY country) FROM customers GROUP BY 1 ORDER BY 1")
+    assert countries == [("cs", ["CZ"]), ("en", ["GB", "IE", "US"]), ("pl", ["PL"]), ("ru", ["RU"])]
+    languages = dict(one("SELECT language, count(*) FROM customers GROUP BY 1"))
+    for language, weight in {"pl": 0.50, "cs": 0.20, "ru": 0.12, "en": 0.18}.items():
+        assert within_binomial(languages[language], 2000, weight), (language, languages[language])
+    blanks = one("SELECT count(*) - count(email), count(*) - count(phone), count(*) - count(birth_date), "
+                 "count(*) - count(street) FROM customers")[0]  # fmt: skip
+    for column, count, rate in zip(
+        ("email", "phone", "birth_date", "street"), blanks, (0.07, 0.10, 0.03, 0.03), strict=True
+    ):
+        assert within_binomial(count, 2000, rate), (column, count)
+    # a household id only where two or more records live at one address
+    households = "SELECT household_id, count(*) AS n, count(DISTINCT (street, postal_code, city)) AS a FROM customers"
+    assert one(f"{households} WHERE household_id IS NOT NULL GROUP BY 1 HAVING n < 2 OR a > 1") == []
+    never = one("SELECT count(*) FROM customers WHERE customer_id NOT IN (SELECT customer_id FROM purchases)")[0][0]
+    assert within_binomial(never, 2000, 0.14), never  # the "never" segment, weight 14 of 100
+    tiers = """
+        SELECT c.customer_id FROM customers AS c LEFT JOIN (
+            SELECT customer_id, sum(CAST(amount AS DECIMAL(18, 2))) AS spent FROM purchases GROUP BY 1
+        ) AS p USING (customer_id)
+        WHERE c.loyalty_tier IS DISTINCT FROM CASE WHEN p.spent >= 2500 THEN 'gold' WHEN p.spent >= 800 THEN 'silver'
+                                                   WHEN p.spent >= 0 THEN 'bronze' END
+    """
+    assert one(tiers) == []
+
+
+# The generator's documented suppression kinds (crmlist/sample/__init__.py): (channels, reasons) per key.
+SUPPRESSION_KINDS = {
+    "email": (("email", "all", ""), ("unsubscribed", "spam complaint", "hard bounce")),
+    "phone": (("all", ""), ("asked not to be called", "STOP reply to SMS")),
+    "customer_id": (("all", "mail", ""), ("deceased", "objection to marketing (GDPR art. 21)")),
+    "address": (("mail", "all"), ("returned mail: moved away", "returned mail: addressee unknown")),
+}
+
+
+def test_committed_purchases_and_suppressions_follow_the_generators_rules(
+    committed: duckdb.DuckDBPyConnection,
+) -> None:
+    """Purchases: known customers and products, 2023-11-02 (three years back) to the day before the as-of,
+    never before sign-up, order ids numbered by date, a line's category blank (about 4%) or its product's.
+    Suppressions: 36 customers by one key each, with a reason and channel of that key's kind, and 4 people on
+    the national opt-out list who are no customers; added from 2024-01-01 to 2 days before the as-of."""
+    one = lambda sql: committed.sql(sql).fetchall()  # noqa: E731
+    lines = """
+        SELECT count(*), count(r.product_id), count(c.customer_id), count(*) FILTER (p.order_date < c.signup_date),
+               min(p.order_date), max(p.order_date), count(*) FILTER (p.category IS NULL),
+               count(*) FILTER (p.category <> r.category)
+        FROM purchases AS p LEFT JOIN products AS r USING (product_id) LEFT JOIN customers AS c USING (customer_id)
+    """
+    n, with_product, with_customer, before_signup, first, last, blank, other = one(lines)[0]
+    assert (with_product, with_customer, before_signup, first, last, other) == (n, n, 0, "2023-11-02", "2026-10-31", 0)
+    assert within_binomial(blank, n, 0.04), blank
+    orders = one("""
+        SELECT count(*), max(CAST(substr(order_id, 2) AS INTEGER)), count(*) FILTER (customers > 1 OR days > 1),
+               count(*) FILTER (day < before)
+        FROM (SELECT *, lag(day) OVER (ORDER BY order_id) AS before FROM (
+              SELECT order_id, count(DISTINCT customer_id) AS customers, count(DISTINCT order_date) AS days,
+                     min(order_date) AS day FROM purchases GROUP BY 1))
+    """)[0]  # fmt: skip
+    assert orders == (orders[0], orders[0], 0, 0)  # O00001 to the last one, one customer and day each, by date
+    kinds = """
+        SELECT CASE WHEN customer_id IS NOT NULL THEN 'customer_id' WHEN email IS NOT NULL THEN 'email'
+                    WHEN phone IS NOT NULL THEN 'phone' WHEN street IS NOT NULL AND postal_code IS NOT NULL
+                     AND city IS NOT NULL AND country IS NOT NULL THEN 'address' END AS kind,
+               reason = 'national opt-out list' AS opt_out, channel, reason,
+               (customer_id IS NOT NULL)::INT + (email IS NOT NULL)::INT + (phone IS NOT NULL)::INT
+               + (coalesce(street, postal_code, city, country) IS NOT NULL)::INT AS keys
+        FROM suppressions
+    """
+    assert one(f"SELECT count(*) FROM ({kinds}) WHERE keys <> 1 OR kind IS NULL") == [(0,)]  # one whole key each
+    rows = one(f"SELECT kind, opt_out, coalesce(channel, ''), reason FROM ({kinds})")
+    assert len(rows) == 40 and sum(opt_out for _, opt_out, _, _ in rows) == 4
+    assert all(kind == "email" and channel in ("all", "") for kind, opt_out, channel, _ in rows if opt_out)
+    for kind, opt_out, channel, reason in rows:
+        if not opt_out:
+            channels, reasons = SUPPRESSION_KINDS[kind]
+            assert channel in channels and reason in reasons, (kind, channel, reason)
+    opt_outs = one("SELECT email FROM suppressions WHERE reason = 'national opt-out list'")
+    assert sorted(e.strip() for (e,) in opt_outs) == [f"No.Marketing{n}@Example.COM" for n in range(1, 5)]
+    assert one("SELECT count(*) FROM suppressions WHERE customer_id NOT IN (SELECT customer_id FROM customers)") == [
+        (0,)
+    ]
+    added = one("SELECT min(added_at) >= '2024-01-01 07', max(added_at) <= '2026-10-30 21', "
+                "bool_and(added_at >= coalesce(before, '')) FROM (SELECT added_at, lag(added_at) OVER () AS before "
+                "FROM suppressions)")  # fmt: skip
+    assert added == [(True, True, True)]
 
 
 def test_amounts_are_exactly_quantity_times_unit_price(generated: tuple[Path, dict[str, int]]) -> None:
