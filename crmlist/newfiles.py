@@ -184,6 +184,14 @@ def fsync_tree(folder: Path) -> None:
         fsync_folder(Path(here))
 
 
+def make_parents(target: Path) -> None:
+    """The folders above target; a file where one should be is 'Not a directory', not mkdir's 'File exists'."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target.parent)) from None
+
+
 class NewFile:
     """A file written at `.NAME.tmp-PID` beside its target; commit() puts it in place whole, discard()
     removes it, and until then the target keeps its old bytes. Temporaries of the same target that a
@@ -194,7 +202,7 @@ class NewFile:
         self.target = target
         self.path = temporary_path(target)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_parents(target)
             recover_stopped(target.parent, target)
             self.file: IO[bytes] = open(create_new(self.path), "wb")  # noqa: SIM115  (commit or discard closes it)
         except OSError as exc:

@@ -448,8 +448,8 @@ def test_exit_codes_of_the_contract_each_logged_with_its_message_and_nothing_wri
         (73, ("run", "lapsed", "--out", "a-file/out", "--as-of", AS_OF),
          f"crmlist: error: {shop}/a-file/out/lapsed: cannot create the run folder: Not a directory\n"
          "hint: check --out\n"),
-        # its message is test_export_under_a_file_says_it_is_not_a_folder's (a bug: "File exists")
-        (73, ("export", "lapsed", "-o", "a-file/list.csv", "--as-of", AS_OF), None),
+        (73, ("export", "lapsed", "-o", "a-file/list.csv", "--as-of", AS_OF),
+         f"crmlist: error: a-file/list.csv: cannot write: Not a directory\n{WRITE_HINT}"),
         (73, ("export", "lapsed", "-o", "/sys/list.csv", "--as-of", AS_OF),  # a folder nobody may write
          f"crmlist: error: /sys/list.csv: cannot write: Permission denied\n{WRITE_HINT}"),
     ]  # fmt: skip
@@ -459,12 +459,7 @@ def test_exit_codes_of_the_contract_each_logged_with_its_message_and_nothing_wri
         done = crmlist(*args, env={"CRMLIST_LOG_FILE": str(log)}, cwd=shop)
         results.append((args, done.returncode))
         assert done.stdout == ""
-        if message is not None:
-            assert done.stderr == message, args
-        else:  # where and the fix; what is wrong is the xfail test's
-            assert done.stderr.startswith("crmlist: error: a-file/list.csv: cannot write: ") and done.stderr.endswith(
-                WRITE_HINT
-            )
+        assert done.stderr == message, args
         assert files_of(shop, but=log) == before, args  # nothing written, nothing changed, the database included
     assert results == [(args, code) for code, args, _ in cases]
     # exit 3: the run is recorded, the failed letter listed with its template and line
@@ -493,20 +488,6 @@ def test_exit_codes_of_the_contract_each_logged_with_its_message_and_nothing_wri
     ]
     assert records[-1]["run_id"] == run_id and run_id.startswith(f"lapsed-{AS_OF}-")
     assert records[-1]["counts"]["lapsed"]["letters"] == 3
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an -o path under a file says 'cannot write: File exists' (Path.mkdir(exist_ok=True)'s "
-    "FileExistsError in crmlist/newfiles.py NewFile), not that the parent is no folder",
-)
-def test_export_under_a_file_says_it_is_not_a_folder(shop: Path) -> None:
-    (shop / "a-file").write_text("not a folder\n")
-    before = files_of(shop)
-    done = crmlist("export", "lapsed", "-o", "a-file/list.csv", "--as-of", AS_OF, cwd=shop)
-    assert (done.returncode, done.stdout) == (73, "")
-    assert files_of(shop) == before
-    assert done.stderr == f"crmlist: error: a-file/list.csv: cannot write: Not a directory\n{WRITE_HINT}"
 
 
 def test_the_log_keeps_names_and_counts_but_no_personal_data(shop: Path) -> None:

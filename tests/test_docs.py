@@ -66,17 +66,9 @@ def option_named(text: str, option: str) -> bool:
 
 
 def command_options() -> list[Any]:
-    """(command, option) for every option of every command's --help but the shared ones; those README
-    does not document are expected to fail (README is not this test's to change)."""
-    undocumented = {("export-parquet", "--table"), ("rejects", "--format")}
+    """(command, option) for every option of every command's --help but the shared ones."""
     return [
-        pytest.param(
-            name,
-            option,
-            marks=[pytest.mark.xfail(strict=True, reason="README.md does not document it")]
-            if (name, option) in undocumented
-            else [],
-        )
+        pytest.param(name, option)
         for name in COMMANDS
         for option in sorted(
             p.opts[0] for p in GROUP.commands[name].params if p.param_type_name == "option" and p.opts[0] not in SHARED
