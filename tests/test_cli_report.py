@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
+import outsider
 import pytest
 
 CONTACTS = """\
@@ -42,10 +41,7 @@ HEADER = (
 
 
 def crmlist(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
-    )
+    return outsider.crmlist(*args, cwd=cwd, env={"COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import duckdb
+import outsider
 import pytest
 
 CUSTOMERS = """\
@@ -66,15 +65,7 @@ TEMPLATE = "{{ customer.first_name }} {{ customer.customer_id }} {{ cell }} {{ o
 def crmlist(
     *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
+    return outsider.crmlist(*args, cwd=cwd, stdin=stdin, env=env)
 
 
 @pytest.fixture

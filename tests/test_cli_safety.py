@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import outsider
 import pytest
 
 AS_OF = "2026-11-01"
@@ -76,15 +77,7 @@ def env_with(extra: dict[str, str] | None) -> dict[str, str]:
 def crmlist(
     *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env_with(env),
-        timeout=60,
-    )
+    return outsider.crmlist(*args, cwd=cwd, stdin=stdin, env=env)
 
 
 def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import outsider
 import pytest
 
 RULE = """\
@@ -33,15 +34,7 @@ delimiter = ";"
 
 
 def crmlist(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRMLIST_") and k != "NO_COLOR"}
-    return subprocess.run(
-        [sys.executable, "-m", "crmlist", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**clean, **(env or {})},
-        timeout=60,
-    )
+    return outsider.crmlist(*args, cwd=cwd, env={"NO_COLOR": None, **(env or {})})
 
 
 @pytest.fixture

@@ -48,14 +48,19 @@ def _interrupt_queries(read_fd: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `crmlist` script."""
-    os.umask(0o077)  # owner-only until the workspace's file_mode says otherwise (workspace_from)
     _install_signal_handlers()
-    args = sys.argv[1:] if argv is None else argv
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(args: list[str]) -> int:
+    """One crmlist command, as the script runs it but for the signal handlers: its exit code. Everything it
+    says goes to sys.stdout and sys.stderr; it reads sys.stdin, os.environ and the current folder."""
+    os.umask(0o077)  # owner-only until the workspace's file_mode says otherwise (workspace_from)
     if args == ["--version"]:  # answer before importing DuckDB, sqlglot and the commands
         from crmlist import __version__
 
         sys.stdout.write(f"crmlist {__version__}\n")
-        sys.exit(0)
+        return 0
     started = time.monotonic()
     code, error = _run(args)
     _log(args, code, time.monotonic() - started, error)
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-    sys.exit(code)
+    return code
 
 
 def _run(args: list[str]) -> Outcome:
@@ -72,8 +77,10 @@ def _run(args: list[str]) -> Outcome:
     from crmlist.cli import admin, campaigns, data, report  # noqa: F401  (commands register on import)
     from crmlist.cli.app import app
     from crmlist.cli.options import add_log_file_option
+    from crmlist.cli.output import forget_summary
 
     as_json = "--json" in args
+    forget_summary()  # the summary is this command's, not an earlier one's in the same process
     command = typer.main.get_command(app)
     add_log_file_option(command)
     outcome: Outcome = (EXIT_ERROR, None)

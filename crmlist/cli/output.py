@@ -50,6 +50,10 @@ class Printer:
             sys.stdout.flush()
 
 
+def forget_summary() -> None:
+    _summary.clear()
+
+
 def last_summary() -> dict[str, Any]:
     """The summary the command produced (counts, run_id, ...), empty when it produced none."""
     return dict(_summary)
