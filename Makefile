@@ -34,18 +34,19 @@ lint: $(DEVSTAMP)
 typecheck: $(DEVSTAMP)
 	$(BIN)/mypy
 
-# Two workers (pytest-xdist), each module on one worker so module fixtures (a Spark session) start once.
+# Two workers (pytest-xdist): each module on one worker, so module fixtures are made once, and all the
+# Spark tests on one, so one JVM serves them (groups: tests/conftest.py).
 pytest: $(DEVSTAMP)
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 # The tests without Spark, stopping at the first failure: for the edit-test loop.
 quick: $(DEVSTAMP)
-	$(BIN)/pytest -n 2 --dist loadfile -x --ignore=tests/test_spark.py -k "not spark"
+	$(BIN)/pytest -n 2 --dist loadgroup -x -m "not spark"
 
 # The suite under coverage (CLI subprocesses included): the figure the closing notes report.
 coverage: $(DEVSTAMP)
 	rm -f .coverage .coverage.*
-	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage run -m pytest -n 2 --dist loadfile -q
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage run -m pytest -n 2 --dist loadgroup -q
 	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage combine -q
 	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage report --skip-covered --sort=cover
 

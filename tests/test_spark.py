@@ -30,6 +30,7 @@ from crmlist.ingest import LoadOptions, load_files
 from crmlist.outputs import write_query
 from crmlist.workspace import Workspace, open_workspace
 
+pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 1)
 SPARK_CONF = {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false"}

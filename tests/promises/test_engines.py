@@ -174,6 +174,7 @@ def _need_spark() -> None:
         pytest.skip("Java is not installed")
 
 
+@pytest.mark.spark
 def test_spark_counts_contacts_recorded_after_the_last_export(shop: Path) -> None:
     _need_spark()
     ok("export-parquet", "lake", "--quiet", cwd=shop)  # the lake's contact_history: empty

@@ -378,6 +378,7 @@ lake = "lake"
 """
 
 
+@pytest.mark.spark
 def test_an_engine_switch_does_not_run_a_recorded_wave_again(shop: Path) -> None:
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
@@ -415,6 +416,7 @@ def test_a_rerun_killed_while_replacing_a_run_leaves_exactly_one_recorded_folder
     assert query(shop, "SELECT DISTINCT run_id FROM contact_history") == [(recorded,)]
 
 
+@pytest.mark.spark
 def test_spark_records_the_same_targets_controls_and_global_members_as_duckdb(shop: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
