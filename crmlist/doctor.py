@@ -16,6 +16,7 @@ import duckdb
 from crmlist import store
 from crmlist.engines import ENGINE_KEYS, SPARK_TABLES
 from crmlist.errors import BadInputError, BusyError, CrmlistError, MultipleErrors
+from crmlist.letters.offers import KEYS as OFFER_KEYS
 from crmlist.newfiles import ASIDE, TEMPORARY, leftover
 from crmlist.workspace import CONFIG_NAME, DB_NAME, Workspace, open_workspace
 
@@ -32,7 +33,7 @@ KNOWN_KEYS: dict[str, Any] = {
     "load": {table: _LOAD_KEYS for table in store.LOADABLE},
     "contact_cap": {"max", "days"},
     "control": {"global_percent", "global_salt"},
-    "offers": {"recommend", "exclude_categories"},
+    "offers": set(OFFER_KEYS),
     "costs": {"email", "sms", "mail", "phone"},
     "response": {"window_days"},
     "report": {"margin"},

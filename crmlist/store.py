@@ -62,6 +62,7 @@ CANONICAL: dict[str, dict[str, str]] = {
         "color": "VARCHAR",
         "price": "DECIMAL(18,2)",
         "complements": "VARCHAR[]",
+        "in_stock": "BOOLEAN",  # false: never recommended; blank counts as in stock
     },
     "suppressions": {
         "customer_id": "VARCHAR",
@@ -116,7 +117,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 # Columns added after a table was first created, so older databases get them too.
-ADDED_COLUMNS = {"runs": {"wave": "INTEGER", "inputs": "VARCHAR"}, "contact_history": {"control_group": "VARCHAR"}}
+ADDED_COLUMNS = {
+    "runs": {"wave": "INTEGER", "inputs": "VARCHAR"},
+    "contact_history": {"control_group": "VARCHAR"},
+    "products": {"in_stock": "BOOLEAN"},
+}
 
 # Tables a user loads with `crmlist load TABLE`; `contacts` lands in contact_history.
 LOADABLE = ("customers", "purchases", "products", "suppressions", "responses", "contacts")

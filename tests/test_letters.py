@@ -541,13 +541,67 @@ def test_briefcase_gets_the_black_folder_first_and_never_a_bought_product(tmp_pa
     assert texts["C4"] == ""  # bought the brown folder, which complements nothing
 
 
+WHY_TEMPLATE = "{% for r in recommendations %}{{ r.product_id }}<{{ r.because_id }}>{{ r.why }};{% endfor %}"
+
+
+@pytest.mark.parametrize("unknown_anchor", [False, True])
+def test_each_offer_says_which_bought_product_it_follows_from(tmp_path: Path, unknown_anchor: bool) -> None:
+    """Letters of one batch share one dict per offer: the same product offered for two different bought
+    products is two offers, each with its own why. A bought product missing from products (no name,
+    no colour) still leads to co-purchases; then because_id and because are None and the why names none."""
+    products = PRODUCTS.replace("PEN-1,Pen,pens,black,20.00,", "PEN-1,Pen,pens,black,20.00,FLD-BLK|FLD-BRN")
+    purchases = PURCHASES
+    if unknown_anchor:  # INK-9 is in no product row; six orders with FLD-BLK give it a lift of 36/6 = 6 > 1
+        lines = [f"    K{i},Z,2026-02-01,{p},1.00" for i in range(6) for p in ("INK-9", "FLD-BLK")]
+        lines += [f"    Y{i},Y,2026-02-01,PEN-1,1.00" for i in range(30)]
+        purchases = PURCHASES.replace("O3,C3,2026-03-01,PEN-1,20.00", "O3,C3,2026-03-01,INK-9,20.00")
+        purchases += "\n".join(lines) + "\n"
+    ws = make_ws(tmp_path, {"winback.txt.j2": WHY_TEMPLATE}, "[offers]\nrecommend = 1\n")
+    result = render_letters(
+        make_db(tmp_path, purchases=purchases, products=products), ws, job("jsonl"), tmp_path / "out"
+    )
+    texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+    assert texts["C1"] == "FLD-BLK<BAG-BLK>matches your Briefcase (black);"
+    if unknown_anchor:
+        assert texts["C3"] == "FLD-BLK<None>often bought with what you bought;"
+    else:
+        assert texts["C3"] == "FLD-BLK<PEN-1>matches your Pen (black);"
+
+
+@pytest.mark.parametrize(
+    ("in_stock", "config", "expected"),
+    [
+        ("false", "", "FLD-BRN:complement:45.50;GIFT-1:complement:50.00;"),  # the black folder is sold out
+        ("", "max_price = 46", "FLD-BRN:complement:45.50;"),  # a blank in_stock is in stock; 49.00 and 50.00 too dear
+        ("true", "min_price = 46\nmax_price = 49", "FLD-BLK:complement:49.00;"),
+    ],
+)
+def test_out_of_stock_and_outside_the_price_band_is_never_offered(
+    tmp_path: Path, in_stock: str, config: str, expected: str
+) -> None:
+    lines = textwrap.dedent(PRODUCTS).splitlines()
+    rows = [
+        lines[0] + ",in_stock",
+        *(f"{line},{in_stock if line.startswith('FLD-BLK') else 'true'}" for line in lines[1:]),
+    ]
+    ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE}, f"[offers]\n{config}\n")
+    con = make_db(tmp_path, products="\n".join(rows) + "\n")
+    result = render_letters(con, ws, job("jsonl"), tmp_path / "out")
+    texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+    assert texts["C1"] == expected
+
+
 def test_recommend_count_and_exclusions(tmp_path: Path) -> None:
     purchases = PURCHASES + "    O5,C2,2026-02-01,FLD-BLK,49.00\n    O6,C1,2026-12-01,FLD-BLK,49.00\n"
     ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE}, "[offers]\nrecommend = 1\n")
     result = render_letters(make_db(tmp_path, purchases=purchases), ws, job("jsonl"), tmp_path / "out")
     texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
     assert texts["C1"] == "FLD-BLK:complement:49.00;"  # O6 is after as-of: not bought yet
-    assert texts["C2"] == "FLD-BRN:complement:45.50;"  # bought the black folder already
+    assert texts["C2"] == "GIFT-1:complement:50.00;"  # bought a folder within 365 days: no folder at all
+    ws = make_ws(tmp_path, {"winback.txt.j2": REC_TEMPLATE}, "[offers]\nrecommend = 1\ncategory_days = 0\n")
+    result = render_letters(make_db(tmp_path, purchases=purchases), ws, job("jsonl"), tmp_path / "out2")
+    texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+    assert texts["C2"] == "FLD-BRN:complement:45.50;"  # category_days = 0: only the bought folder itself goes
 
 
 @pytest.mark.parametrize("sliced", [False, True])
@@ -596,11 +650,60 @@ def test_compute_recommendations_ranks_every_target(tmp_path: Path, monkeypatch:
     con = make_db(tmp_path)
     table = compute_recommendations(con, ws)
     rows = con.execute(f"SELECT * FROM {table} ORDER BY customer_id, rank").fetchall()
+    black, brown = "matches your Briefcase (black)", "goes with your Briefcase"
     assert rows == [
-        ("C1", 1, "FLD-BLK", "Folder", "folders", "black", Decimal("49.00"), "complement"),
-        ("C1", 2, "FLD-BRN", "Folder", "folders", "brown", Decimal("45.50"), "complement"),
-        ("C2", 1, "FLD-BLK", "Folder", "folders", "black", Decimal("49.00"), "complement"),
-        ("C2", 2, "FLD-BRN", "Folder", "folders", "brown", Decimal("45.50"), "complement"),
+        (
+            "C1",
+            1,
+            "FLD-BLK",
+            "Folder",
+            "folders",
+            "black",
+            Decimal("49.00"),
+            "complement",
+            "BAG-BLK",
+            "Briefcase",
+            black,
+        ),
+        (
+            "C1",
+            2,
+            "FLD-BRN",
+            "Folder",
+            "folders",
+            "brown",
+            Decimal("45.50"),
+            "complement",
+            "BAG-BLK",
+            "Briefcase",
+            brown,
+        ),
+        (
+            "C2",
+            1,
+            "FLD-BLK",
+            "Folder",
+            "folders",
+            "black",
+            Decimal("49.00"),
+            "complement",
+            "BAG-BLK",
+            "Briefcase",
+            black,
+        ),
+        (
+            "C2",
+            2,
+            "FLD-BRN",
+            "Folder",
+            "folders",
+            "brown",
+            Decimal("45.50"),
+            "complement",
+            "BAG-BLK",
+            "Briefcase",
+            brown,
+        ),
     ]
     con.execute("DELETE FROM letter_targets")
     assert con.execute(f"SELECT count(*) FROM {compute_recommendations(con, ws)}").fetchall() == [(0,)]
@@ -613,7 +716,11 @@ def test_recommend_zero_gives_no_recommendations(tmp_path: Path) -> None:
 
 
 def _reference_recommendations(
-    products: list[dict[str, Any]], purchases: list[tuple[str, str, dt.date, str]], n: int, exclude: set[str]
+    products: list[dict[str, Any]],
+    purchases: list[tuple[str, str, dt.date, str]],
+    n: int,
+    exclude: set[str],
+    days: int = 365,
 ) -> dict[str, list[tuple[str, str]]]:
     """The recommendation rules of README "Writing letters", one customer at a time, in plain Python."""
     by_id = {p["product_id"]: p for p in products}
@@ -635,6 +742,8 @@ def _reference_recommendations(
     result = {}
     for customer in sorted({c for _, c, _ in seen}):
         bought = {pid for _, c, pid in seen if c == customer}
+        lately = {pid for _, c, day, pid in purchases if c == customer and AS_OF - dt.timedelta(days) < day <= AS_OF}
+        blocked = {low[pid][0] for pid in lately if pid in low} - {None}
         best: dict[str, tuple[Any, ...]] = {}
         for a in bought:
             a_cat, a_color = low.get(a, (None, None))
@@ -644,7 +753,7 @@ def _reference_recommendations(
                 if o in offered
             ] + [((2, 0, -value), o) for o, value in lift.get(a, []) if o in offered]
             for rank, o in keys:
-                if a_cat is not None and low[o][0] == a_cat:
+                if (a_cat is not None and low[o][0] == a_cat) or low[o][0] in blocked:
                     continue
                 key = (*rank, nums[o])
                 best[o] = min(best.get(o, key), key)
@@ -653,9 +762,9 @@ def _reference_recommendations(
     return {c: recs for c, recs in result.items() if recs}
 
 
-@pytest.mark.parametrize(("seed", "n"), [(1, 3), (2, 1), (3, 5), (4, 2)])
+@pytest.mark.parametrize(("seed", "n", "days"), [(1, 3, 365), (2, 1, 0), (3, 5, 120), (4, 2, 365), (5, 4, 30)])
 def test_recommendations_match_the_rules_on_random_baskets(
-    tmp_path: Path, seed: int, n: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, seed: int, n: int, days: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Random catalogues, complements and baskets (long co-purchase lists, customers who bought what
     their products lead to): the SQL gives exactly what the rules give, over several ranges."""
@@ -685,7 +794,7 @@ def test_recommendations_match_the_rules_on_random_baskets(
         f"{o},{c},{day},{pid},1.00\n" for o, c, day, pid in purchases
     )
     customer_csv = "customer_id,language\n" + "".join(f"C{i:03d},pl\n" for i in range(1, 151))
-    config = f'[offers]\nrecommend = {n}\nexclude_categories = ["Cards"]\n'
+    config = f'[offers]\nrecommend = {n}\nexclude_categories = ["Cards"]\ncategory_days = {days}\n'
     ws = make_ws(tmp_path, {}, config)
     con = make_db(tmp_path, customers=customer_csv, purchases=purchase_csv, products=product_csv)
     table = compute_recommendations(con, ws)
@@ -693,7 +802,7 @@ def test_recommendations_match_the_rules_on_random_baskets(
     got: dict[str, list[tuple[str, str]]] = {}
     for customer, pid, reason in rows:
         got.setdefault(customer, []).append((pid, reason))
-    expected = _reference_recommendations(products, purchases, n, {"cards"})
+    expected = _reference_recommendations(products, purchases, n, {"cards"}, days)
     assert got == expected
     assert sum(len(v) for v in got.values()) > 20  # the random data does reach the rules
     assert any(reason == "co-purchase" for recs in got.values() for _, reason in recs)

@@ -288,7 +288,7 @@ def test_config_is_the_skeleton_with_no_cap_and_no_global_control() -> None:
         "output": "out",
     }
     assert sorted(config["sender"]) == ["city", "country", "email", "name", "phone", "postal_code", "street"]
-    assert config["offers"] == {"recommend": 3} and config["response"] == {"window_days": 30}
+    assert config["offers"] == {"recommend": 3, "category_days": 365} and config["response"] == {"window_days": 30}
     assert sorted(config["costs"]) == ["email", "mail", "phone", "sms"]
     assert sorted(config) == ["costs", "currency", "locale", "offers", "output", "phone_region", "response",
                               "sender", "timezone"]  # fmt: skip

@@ -17,6 +17,7 @@ from crmlist.campaign.model import Campaign, campaign_names, load_campaign
 from crmlist.campaign.runner import wants_letters
 from crmlist.campaign.views import prepare_session
 from crmlist.errors import BadInputError, CrmlistError, MultipleErrors
+from crmlist.letters.offers import offers_problems
 from crmlist.store import duckdb_reason
 from crmlist.workspace import Workspace
 
@@ -55,9 +56,31 @@ def _check_campaign(con: duckdb.DuckDBPyConnection, ws: Workspace, name: str, ca
     if not problems:  # the whole query only when its parts are sound: else it fails on them again
         problems.extend(_check_compiled(con, ws, campaign, catalog))
     if wants_letters(ws, campaign):  # run's own rule: a list-only campaign has no template to check
+        problems.extend(_check_offers(con, ws, campaign))
         templates = sorted({campaign.template, *(c.template for c in campaign.cells if c.template)})
         problems.extend(check_templates(ws, templates, extra_columns=catalog.facts))
     return problems
+
+
+def _check_offers(con: duckdb.DuckDBPyConnection, ws: Workspace, campaign: Campaign) -> list[CrmlistError]:
+    """crmlist.toml's [offers] and the campaign's: keys and values, and excluded categories that no product
+    or purchase has (a typo would exclude nothing), with the closest category there is."""
+    found: list[CrmlistError] = list(offers_problems("crmlist.toml", ws.section("offers")))
+    tables = (("crmlist.toml", ws.section("offers")), (campaign.rule_file, campaign.offers))
+    rows = con.execute(
+        "SELECT DISTINCT lower(category) FROM products WHERE category IS NOT NULL "
+        "UNION SELECT DISTINCT lower(category) FROM purchases WHERE category IS NOT NULL"
+    ).fetchall()
+    known = sorted(str(r[0]) for r in rows)
+    if found or not known:  # nothing loaded yet: no category is unknown
+        return found
+    for where, table in tables:
+        for name in table.get("exclude_categories", []):
+            if name.strip().lower() not in known:
+                close = difflib.get_close_matches(name.strip().lower(), known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known categories: {', '.join(known[:10])}"
+                found.append(BadInputError(where, f"offers.exclude_categories: no product has category {name!r}", hint))
+    return found
 
 
 def _check_compiled(

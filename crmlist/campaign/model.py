@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from crmlist.errors import BadInputError, CrmlistError, MultipleErrors, NotFoundError
+from crmlist.letters.offers import Offers, offers_problems, resolve_offers
 from crmlist.workspace import Workspace
 
 CHANNELS = ("email", "sms", "mail", "phone")
@@ -28,6 +29,7 @@ TOP_KEYS = {
     "response": dict,
     "cost_per_contact": (int, float),
     "fixed_cost": (int, float),
+    "offers": dict,
 }
 AUDIENCE_KEYS = {"where": (str, list), "exclude": (str, list)}
 CELL_KEYS = {"name": str, "where": str, "offer": str, "limit": int, "order_by": str, "template": str}
@@ -76,6 +78,7 @@ class Campaign:
     response: dict[str, Any] = field(default_factory=dict)
     cost_per_contact: Decimal | None = None
     fixed_cost: Decimal = Decimal(0)
+    offers: dict[str, Any] = field(default_factory=dict)  # its own [offers] keys (crmlist.letters.offers)
     template_given: bool = False  # the rule file names a template (else letters only when NAME.*.j2 exist)
     location: str = ""  # how messages name the rule file when it is not queries/NAME.toml (a run's rules.toml)
 
@@ -83,6 +86,10 @@ class Campaign:
     def rule_file(self) -> str:
         """The rule file as messages name it: queries/NAME.toml, or the copy a run folder keeps."""
         return self.location or f"queries/{self.path.name}"
+
+    def letter_offers(self, ws: Workspace) -> Offers:
+        """What its letters may recommend: its own [offers] keys over crmlist.toml's."""
+        return resolve_offers(ws.section("offers"), self.offers, self.rule_file)
 
     def where_key(self, section: str, index: int) -> str:
         """The rule-file key of an expression, as error messages name it."""
@@ -184,6 +191,8 @@ def _build(
     as_of = _as_of(where, data.get("as_of"), problems)
     percent = _percent(where, data.get("control", {}), problems)
     cap = _cap(ws, where, data.get("contact_cap"), problems)
+    if isinstance(data.get("offers"), dict):
+        problems.extend(offers_problems(where, data["offers"]))
     columns = data.get("columns", [])
     if isinstance(columns, list) and not all(isinstance(c, str) for c in columns):
         problems.append(BadInputError(where, "columns: expected a list of column names", None))
@@ -207,6 +216,7 @@ def _build(
         response=dict(data.get("response", {})),
         cost_per_contact=_money(data.get("cost_per_contact")),
         fixed_cost=_money(data.get("fixed_cost")) or Decimal(0),
+        offers=dict(data.get("offers", {})),
         template_given="template" in data,
     )
 

@@ -33,4 +33,5 @@ def render_proofs(
         campaign = load_campaign(ws, name)
         selection = evaluate(con, ws, campaign, resolve_as_of(campaign, parse_as_of(as_of) if as_of else None))
         prepare_letter_targets(con, selection)
-        return render_letters(con, ws, LetterJob(name, selection.as_of, letters_format, jobs=jobs), out)
+        job = LetterJob(name, selection.as_of, letters_format, jobs=jobs, offers=campaign.letter_offers(ws))
+        return render_letters(con, ws, job, out)

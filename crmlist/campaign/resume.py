@@ -190,7 +190,9 @@ def _render_and_record(
     fmt = manifest.get("letters_format", "files")
     # A bundle is one file: it is rendered again whole; letter files: only the missing ones.
     wanted = set(failed)
-    job = LetterJob(run.campaign, run.as_of, fmt, only_ids=wanted if fmt == "files" else None, jobs=jobs)
+    only = wanted if fmt == "files" else None
+    offers = selection.campaign.letter_offers(ws)
+    job = LetterJob(run.campaign, run.as_of, fmt, only_ids=only, jobs=jobs, offers=offers)
     with letter_targets(con, selection) as targets:
         letters = render_letters(con, ws, job, tmp, targets)
     new = [cid for cid in letters.written if cid in wanted]

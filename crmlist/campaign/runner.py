@@ -261,7 +261,8 @@ def _write_letters(
     campaign = selection.campaign
     if not wants_letters(ws, campaign):
         return LetterResult(written=[], failed=[], paths=[])
-    job = LetterJob(campaign.name, selection.as_of, settings.letters_format, jobs=settings.jobs)
+    offers = campaign.letter_offers(ws)
+    job = LetterJob(campaign.name, selection.as_of, settings.letters_format, jobs=settings.jobs, offers=offers)
     with letter_targets(con, selection) as targets:
         return render_letters(con, ws, job, tmp, targets)
 

@@ -18,7 +18,7 @@ SHOWN: dict[str, frozenset[str]] = {
         {"order_id", "customer_id", "order_date", "product_id", "category", "quantity", "unit_price"}
         | {"amount", "currency"}
     ),
-    "products": frozenset({"product_id", "name", "category", "color", "price", "complements"}),
+    "products": frozenset({"product_id", "name", "category", "color", "price", "complements", "in_stock"}),
     "suppressions": frozenset({"customer_id", "channel", "reason", "added_at", "country"}),
     "responses": frozenset({"customer_id", "responded_at", "campaign", "offer_code", "revenue"}),
     "contacts": frozenset({"run_id", "campaign", "cell", "customer_id", "channel", "offer", "is_control", "as_of"}),

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
+from crmlist.letters.offers import Offers
+
 LETTER_FORMATS = ("files", "jsonl", "mbox", "zip", "pdf")
 BATCH_ROWS = 2048  # rows per Arrow batch handed to a renderer (DuckDB's vector size)
 
@@ -23,6 +25,7 @@ class LetterJob:
     only_ids: set[str] | None = None  # render just these (resume); None = all
     jobs: int | None = None  # worker processes; None = every core this process may use, 1 = no pool
     batch_rows: int = BATCH_ROWS
+    offers: Offers | None = None  # what its letters may recommend: the campaign's; None: crmlist.toml's
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from crmlist.errors import BadInputError
+from crmlist.letters.offers import Offers, resolve_offers
 from crmlist.store import drop_temp, dropped
 from crmlist.workspace import Workspace
 
@@ -72,8 +72,11 @@ WHERE CAST(p.n_ab AS HUGEINT) * oc.n > CAST(pa.n_p AS HUGEINT) * pb.n_p
 LIFT_SLICE_ROWS = 1_000_000  # purchase rows per slice of the orders
 
 # CTEs ending in `recs`: (customer_id, recs), the list of the best $n offers (structs of product_id, name,
-# category, color, price, reason) of each target of {targets} that {within} selects and that has any.
-# Categories and colours compare case-insensitively ("Black" is "black").
+# category, color, price, reason, and what led to it: because_id, because, because_color, same_color, why)
+# of each target of {targets} that {within} selects and that has any. Never offered: a product the target
+# bought, a product of a category the target bought within $category_days days before as-of, of the
+# category of the product it follows from, of an excluded category, priced outside [$min_price,
+# $max_price], or with in_stock false. Categories and colours compare case-insensitively ("Black" is "black").
 #
 # Each offer gets one integer key that sorts as the offers do: rank * width + num, where rank orders
 # (group, same colour first, position in the complements or -lift) and num is the product's number in
@@ -81,8 +84,9 @@ LIFT_SLICE_ROWS = 1_000_000  # purchase rows per slice of the orders
 # none of the products it bought (marked by key 0), the $n smallest.
 #
 # A bought product can lead to hundreds of co-purchases; a target only needs the first $n + (products
-# it bought) of each list (pos): an offer further down has before it at least $n products that are
-# offered to it at a better key, or products it bought. Exact, and 7x faster at 200 co-purchases each.
+# it bought) + (products of the list in categories it bought lately) of each list (pos): an offer further
+# down has before it at least $n products that are offered to it at a better key. Exact, and 7x faster
+# at 200 co-purchases each. Which bought product led to an offer (its anchor) is the one of its best key.
 RECS_CTES = """
 params AS (SELECT max(as_of) AS as_of FROM run_params),
 numbered AS (  -- products numbered in product_id order, from 1
@@ -98,7 +102,8 @@ bought AS (  -- each target's products up to as-of; a product's category is its 
     SELECT c.cnum, pu.product_id, any_value(pr.num) AS num,
            lower(any_value(pr.color)) AS color_key,
            lower(coalesce(any_value(pr.category), min(pu.category))) AS cat_key,
-           count(*) OVER (PARTITION BY c.cnum) AS n_bought
+           count(*) OVER (PARTITION BY c.cnum) AS n_bought,
+           max(pu.order_date) > any_value(params.as_of) - CAST($category_days AS INTEGER) AS lately
     FROM purchases AS pu
     JOIN customers AS c ON c.customer_id = pu.customer_id
     CROSS JOIN params
@@ -106,14 +111,20 @@ bought AS (  -- each target's products up to as-of; a product's category is its 
     WHERE pu.order_date <= params.as_of AND pu.product_id IS NOT NULL
     GROUP BY c.cnum, pu.product_id
 ),
-anchors AS (SELECT DISTINCT product_id, color_key, cat_key FROM bought),
+recent AS (  -- the categories each target bought within $category_days days
+    SELECT DISTINCT cnum, cat_key FROM bought WHERE lately AND cat_key IS NOT NULL
+),
+anchors AS (SELECT DISTINCT product_id, num AS a_num, color_key, cat_key FROM bought),
 candidates AS (  -- products that may be offered at all
     SELECT num, product_id, lower(category) AS cat_key, lower(color) AS color_key
     FROM numbered
-    WHERE category IS NULL OR NOT list_contains(CAST($exclude AS VARCHAR[]), lower(category))
+    WHERE (category IS NULL OR NOT list_contains(CAST($exclude AS VARCHAR[]), lower(category)))
+      AND coalesce(in_stock, TRUE)
+      AND ($min_price IS NULL OR price >= $min_price) AND ($max_price IS NULL OR price <= $max_price)
 ),
 complement AS (  -- same colour as the bought product first, then the order listed
-    SELECT a.product_id AS anchor, a.color_key AS a_color, a.cat_key AS a_cat, c.num, 1 AS grp,
+    SELECT a.product_id AS anchor, a.a_num, a.color_key AS a_color, a.cat_key AS a_cat, c.num, c.cat_key AS o_cat,
+           1 AS grp,
            CASE WHEN c.color_key = a.color_key THEN 0 ELSE 1 END AS k1, CAST(x.pos AS DOUBLE) AS k2
     FROM anchors AS a
     JOIN products AS bp ON bp.product_id = a.product_id
@@ -122,39 +133,59 @@ complement AS (  -- same colour as the bought product first, then the order list
     WHERE coalesce(c.cat_key <> a.cat_key, TRUE)
 ),
 copurchase AS (  -- the category test is against the bought product that led to it
-    SELECT a.product_id AS anchor, a.color_key AS a_color, a.cat_key AS a_cat, c.num, 2 AS grp, 0 AS k1,
-           -l.lift AS k2
+    SELECT a.product_id AS anchor, a.a_num, a.color_key AS a_color, a.cat_key AS a_cat, c.num, c.cat_key AS o_cat,
+           2 AS grp, 0 AS k1, -l.lift AS k2
     FROM anchors AS a
     JOIN {lift} AS l ON l.anchor = a.product_id
     JOIN candidates AS c ON c.product_id = l.other
     WHERE coalesce(c.cat_key <> a.cat_key, TRUE)
 ),
 keyed AS (  -- what a bought product leads to, keyed
-    SELECT o.anchor, o.a_color, o.a_cat, o.grp, o.num,
+    SELECT o.anchor, o.a_num, o.a_color, o.a_cat, o.grp, o.num, o.o_cat,
            dense_rank() OVER (ORDER BY o.grp, o.k1, o.k2) * w.m + o.num AS key
     FROM (SELECT * FROM complement UNION ALL SELECT * FROM copurchase) AS o CROSS JOIN width AS w
 ),
 offers AS (  -- each product once per bought product, at its best key, with its place in that list
     SELECT *, row_number() OVER (PARTITION BY anchor, a_color, a_cat ORDER BY key) AS pos
-    FROM (SELECT anchor, a_color, a_cat, num, min(key) AS key, arg_min(grp, key) AS grp FROM keyed GROUP BY ALL)
+    FROM (
+        SELECT anchor, a_num, a_color, a_cat, num, o_cat, min(key) AS key, arg_min(grp, key) AS grp
+        FROM keyed GROUP BY ALL
+    )
+),
+list_categories AS (  -- how many products of each category a bought product's list holds
+    SELECT anchor, a_color, a_cat, o_cat, count(*) AS n FROM offers WHERE o_cat IS NOT NULL GROUP BY ALL
+),
+widened AS (  -- the products of a list a target may not take for a category it bought lately
+    SELECT b.cnum, b.product_id, sum(l.n) AS n
+    FROM bought AS b
+    JOIN recent AS r ON r.cnum = b.cnum
+    JOIN list_categories AS l ON l.anchor = b.product_id AND l.a_color IS NOT DISTINCT FROM b.color_key
+                              AND l.a_cat IS NOT DISTINCT FROM b.cat_key AND l.o_cat = r.cat_key
+    GROUP BY b.cnum, b.product_id
 ),
 scored AS (  -- a product once per target, at its best key; never one the target bought
-    SELECT pair // w.m AS cnum, min(key) AS key
+    SELECT pair // w.m AS cnum, min(key) AS key, arg_min(a_num, key) AS a_num
     FROM (
-        SELECT b.cnum * w.m + o.num AS pair, o.key
+        SELECT b.cnum * w.m + o.num AS pair, o.key, coalesce(o.a_num, 0) AS a_num  -- 0: not in products
         FROM bought AS b
         JOIN offers AS o ON o.anchor = b.product_id AND o.a_color IS NOT DISTINCT FROM b.color_key
-                         AND o.a_cat IS NOT DISTINCT FROM b.cat_key AND o.pos <= $n + b.n_bought
+                         AND o.a_cat IS NOT DISTINCT FROM b.cat_key
+        LEFT JOIN widened AS x ON x.cnum = b.cnum AND x.product_id = b.product_id
         CROSS JOIN width AS w
+        WHERE o.pos <= $n + b.n_bought + coalesce(x.n, 0)
+          AND NOT EXISTS (SELECT 1 FROM recent AS r WHERE r.cnum = b.cnum AND r.cat_key = o.o_cat)
         UNION ALL
-        SELECT b.cnum * w.m + b.num, 0 FROM bought AS b CROSS JOIN width AS w WHERE b.num IS NOT NULL
+        SELECT b.cnum * w.m + b.num, 0, 0 FROM bought AS b CROSS JOIN width AS w WHERE b.num IS NOT NULL
     ) CROSS JOIN width AS w
     GROUP BY pair, w.m
     HAVING min(key) > 0
 ),
-best AS (  -- ascending: the best first (min(x, n) takes no n of 0)
-    SELECT c.customer_id, b.keys
-    FROM (SELECT cnum, min(key, greatest($n, 1))[1:$n] AS keys FROM scored GROUP BY cnum) AS b
+best AS (  -- ascending: the best first (min(x, n) takes no n of 0); keys differ, so anchors line up
+    SELECT c.customer_id, b.keys, b.anchors
+    FROM (
+        SELECT cnum, min(key, greatest($n, 1))[1:$n] AS keys, arg_min(a_num, key, greatest($n, 1))[1:$n] AS anchors
+        FROM scored GROUP BY cnum
+    ) AS b
     JOIN customers AS c ON c.cnum = b.cnum
 ),
 shelf AS (  -- the products by number, to look an offer's fields up by its key
@@ -165,39 +196,39 @@ shelf AS (  -- the products by number, to look an offer's fields up by its key
 last_complement AS (  -- complements rank before co-purchases: the rank that ends them
     SELECT coalesce(max(key // w.m) FILTER (WHERE grp = 1), 0) AS rank FROM offers CROSS JOIN width AS w
 ),
-recs AS (  -- each key's product and reason (the shelf is one row: it joins nothing)
-    SELECT b.customer_id, list_transform(b.keys, lambda k: struct_pack(
-               product_id := s.products[k % w.m].product_id, name := s.products[k % w.m].name,
-               category := s.products[k % w.m].category, color := s.products[k % w.m].color,
-               price := s.products[k % w.m].price,
-               reason := CASE WHEN k // w.m <= lc.rank THEN 'complement' ELSE 'co-purchase' END)) AS recs
+picked AS (  -- each key's product and reason, and the bought product it follows from (the shelf is one row)
+    SELECT b.customer_id, list_transform(range(1, len(b.keys) + 1), lambda i: struct_pack(
+               p := s.products[b.keys[i] % w.m], a := s.products[b.anchors[i]],
+               reason := CASE WHEN b.keys[i] // w.m <= lc.rank THEN 'complement' ELSE 'co-purchase' END)) AS picks
     FROM best AS b CROSS JOIN width AS w CROSS JOIN shelf AS s CROSS JOIN last_complement AS lc
+),
+recs AS (
+    SELECT customer_id, list_transform(picks, lambda x: struct_pack(
+               product_id := x.p.product_id, name := x.p.name, category := x.p.category, color := x.p.color,
+               price := x.p.price, reason := x.reason, because_id := x.a.product_id, because := x.a.name,
+               because_color := x.a.color,
+               same_color := coalesce(lower(x.p.color) = lower(x.a.color), FALSE),
+               why := CASE
+                   WHEN x.a.product_id IS NULL THEN 'often bought with what you bought'
+                   WHEN x.reason = 'co-purchase' THEN 'often bought with your ' || coalesce(x.a.name, x.a.product_id)
+                   WHEN lower(x.p.color) = lower(x.a.color)
+                       THEN 'matches your ' || coalesce(x.a.name, x.a.product_id) || ' (' || x.a.color || ')'
+                   ELSE 'goes with your ' || coalesce(x.a.name, x.a.product_id)
+               END)) AS recs
+    FROM picked
 )"""
 
 # One row per (customer_id, rank) from the recs of RECS_CTES.
 RANK_ROWS_SQL = """
 SELECT customer_id, CAST(rank AS BIGINT) AS rank, rec.product_id, rec.name, rec.category, rec.color, rec.price,
-       rec.reason
+       rec.reason, rec.because_id, rec.because, rec.why
 FROM (SELECT customer_id, unnest(range(1, len(recs) + 1)) AS rank, unnest(recs) AS rec FROM recs)
 """
 
 
-def recommend_count(ws: Workspace) -> int:
-    """How many recommendations a letter gets: crmlist.toml [offers] recommend, default 3."""
-    value = ws.section("offers").get("recommend", 3)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadInputError("crmlist.toml: offers.recommend", "must be a whole number >= 0", "e.g. recommend = 3")
-    return value
-
-
-def excluded_categories(ws: Workspace) -> list[str]:
-    """Categories never offered: crmlist.toml [offers] exclude_categories, lower-cased."""
-    value = ws.section("offers").get("exclude_categories", [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadInputError(
-            "crmlist.toml: offers.exclude_categories", "must be a list of category names", 'e.g. ["gift-cards"]'
-        )
-    return sorted({v.strip().lower() for v in value})
+def workspace_offers(ws: Workspace) -> Offers:
+    """crmlist.toml's [offers] alone, as a campaign without its own gets them."""
+    return resolve_offers(ws.section("offers"), {}, "")
 
 
 def _check_names(*names: str) -> None:
@@ -215,9 +246,9 @@ class Lift:
 
 
 @contextlib.contextmanager
-def co_purchase_lift(con: duckdb.DuckDBPyConnection, ws: Workspace) -> Iterator[Lift]:
+def co_purchase_lift(con: duckdb.DuckDBPyConnection, offers: Offers) -> Iterator[Lift]:
     """Compute what every range of targets shares (the co-purchase lift) for the block; dropped afterwards."""
-    params = {"exclude": excluded_categories(ws), "n": recommend_count(ws)}
+    params = offers.params()
     try:
         _compute_lift(con, LIFT_TABLE)
         yield Lift(LIFT_TABLE, params)
@@ -274,11 +305,14 @@ def range_bounds(starts: list[str]) -> list[dict[str, str | None]]:
     return [{"lo": lo} if hi is None else {"lo": lo, "hi": hi} for lo, hi in zip(starts, ends, strict=True)]
 
 
-def compute_recommendations(con: duckdb.DuckDBPyConnection, ws: Workspace, targets: str = "letter_targets") -> str:
+def compute_recommendations(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, targets: str = "letter_targets", offers: Offers | None = None
+) -> str:
     """Fill a temp table with one row per (customer_id, rank) for every target, a range of targets at a
-    time; returns its name. (render_letters computes each range's own as it streams.)"""
+    time; returns its name. (render_letters computes each range's own as it streams.) `offers`: a
+    campaign's, else crmlist.toml's."""
     _check_names(targets, RECOMMENDATIONS_TABLE)
-    with co_purchase_lift(con, ws) as lift:
+    with co_purchase_lift(con, offers or workspace_offers(ws)) as lift:
         ranges = range_bounds(range_starts(con, targets)) or [{"lo": None}]  # no targets: an empty table
         for i, bounds in enumerate(ranges):
             verb = "INSERT INTO" if i else "CREATE OR REPLACE TEMP TABLE"

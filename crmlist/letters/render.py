@@ -75,47 +75,56 @@ def column_values(column: pa.Array) -> list[Any]:
     return column.to_pylist()
 
 
-def recommendation_lists(column: pa.ListArray, known: dict[tuple[Any, Any], dict[str, Any]]) -> list[Any]:
-    """The recommendations column as lists of dicts, one dict per (product, reason) shared by every
-    letter that offers it: templates cannot change them (immutable sandbox), and building them is the
-    dearest part of a row."""
+# What tells two offers apart: the product, the reason, and the bought product it follows from.
+_REC_KEY_FIELDS = ("product_id", "reason", "because_id")
+
+
+def recommendation_lists(column: pa.ListArray, known: dict[tuple[Any, ...], dict[str, Any]]) -> list[Any]:
+    """The recommendations column as lists of dicts, one dict per (product, reason, bought product it
+    follows from) shared by every letter that offers it: templates cannot change them (immutable
+    sandbox), and building them is the dearest part of a row."""
     start, stop = column.offsets[0].as_py(), column.offsets[-1].as_py()
     values = column.values.slice(start, stop - start)
-    ids, reasons = values.field("product_id"), values.field("reason")
-    if values.null_count or ids.null_count or reasons.null_count:
+    fields = [values.field(name) for name in _REC_KEY_FIELDS if values.type.get_field_index(name) >= 0]
+    if values.null_count or any(f.null_count for f in fields):
         recs = _recommendations_by_key(values, known)
     else:
-        recs = _recommendations_by_code(values, ids, reasons, known)
+        recs = _recommendations_by_code(values, fields, known)
     offsets = column.offsets.to_pylist()
     return [recs[a - start : b - start] for a, b in itertools.pairwise(offsets)]
 
 
 def _recommendations_by_code(
-    values: pa.StructArray, ids: pa.Array, reasons: pa.Array, known: dict[tuple[Any, Any], dict[str, Any]]
+    values: pa.StructArray, fields: list[pa.Array], known: dict[tuple[Any, ...], dict[str, Any]]
 ) -> list[Any]:
-    """Each row's dict, rows told apart by one integer made of the dictionary codes of (product_id,
-    reason): no string per row. (No Arrow value is made from a Python one here, nor converted to NumPy:
-    either imports pandas, half a second per worker.)"""
-    ids, reasons = ids.dictionary_encode(), reasons.dictionary_encode()
-    id_values, reason_values = ids.dictionary.to_pylist(), reasons.dictionary.to_pylist()
-    width = len(reason_values)
-    id_codes = map(operator.mul, ids.indices.to_pylist(), itertools.repeat(width))
-    codes = list(map(operator.add, id_codes, reasons.indices.to_pylist()))
+    """Each row's dict, rows told apart by one integer made of the dictionary codes of its key fields:
+    no string per row. (No Arrow value is made from a Python one here, nor converted to NumPy: either
+    imports pandas, half a second per worker.)"""
+    encoded = [f.dictionary_encode() for f in fields]
+    words = [e.dictionary.to_pylist() for e in encoded]
+    codes = encoded[0].indices.to_pylist()
+    for e, w in zip(encoded[1:], words[1:], strict=True):
+        codes = list(map(operator.add, map(operator.mul, codes, itertools.repeat(len(w))), e.indices.to_pylist()))
     by_code, first = {}, None
     for code in set(codes):
-        key = (id_values[code // width], reason_values[code % width])
+        parts, rest = [], code
+        for w in reversed(words):
+            rest, index = divmod(rest, len(w))
+            parts.append(w[index])
+        key = tuple(reversed(parts))
         rec = known.get(key)
-        if rec is None:  # a product and reason not seen before: its dict from its first row here
+        if rec is None:  # an offer not seen before: its dict from its first row here
             first = first or dict(zip(reversed(codes), range(len(codes) - 1, -1, -1), strict=True))
             rec = known[key] = values.slice(first[code], 1).to_pylist()[0]
         by_code[code] = rec
     return list(map(by_code.__getitem__, codes))
 
 
-def _recommendations_by_key(values: pa.StructArray, known: dict[tuple[Any, Any], dict[str, Any]]) -> list[Any]:
-    """Each row's dict (None for a null one), looked up by its (product_id, reason)."""
+def _recommendations_by_key(values: pa.StructArray, known: dict[tuple[Any, ...], dict[str, Any]]) -> list[Any]:
+    """Each row's dict (None for a null one), looked up by its key fields."""
     rows = values.to_pylist()
-    keys = [None if rec is None else (rec.get("product_id"), rec.get("reason")) for rec in rows]
+    names = [name for name in _REC_KEY_FIELDS if values.type.get_field_index(name) >= 0]
+    keys = [None if rec is None else tuple(rec.get(name) for name in names) for rec in rows]
     return [None if key is None else known.setdefault(key, rec) for key, rec in zip(keys, rows, strict=True)]
 
 
@@ -143,7 +152,7 @@ class Renderer:
         self._indexes: dict[str, tuple[str, str, dict[tuple[str | None, str], Path]]] = {}
         self._typst_indexes: dict[str, dict[tuple[str | None, str], Path]] = {}
         self._chosen: dict[tuple[str, str | None], _Picked] = {}
-        self._recs: dict[tuple[Any, Any], dict[str, Any]] = {}
+        self._recs: dict[tuple[Any, ...], dict[str, Any]] = {}
         # customer columns converted to Python for the templates: converting a value costs more than
         # rendering it, and letters read a few of the dozens of facts
         self._wanted: set[str] | None = set(_ALWAYS_COLUMNS | (_ADDRESS_COLUMNS if self.pdf else set()))

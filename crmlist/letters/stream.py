@@ -15,9 +15,18 @@ from crmlist import store
 from crmlist.errors import BadInputError, UsageError
 from crmlist.letters.ahead import Ahead
 from crmlist.letters.job import LETTER_FORMATS, CustomerIds, LetterFailure, LetterJob, LetterResult, RenderedChunk
+from crmlist.letters.offers import Offers
 from crmlist.letters.pdf import PDF_BATCH_ROWS, PDF_BATCHES_PER_WORKER
 from crmlist.letters.pool import WorkerPool, pool_size
-from crmlist.letters.recommend import Lift, co_purchase_lift, range_bounds, range_condition, range_starts, recs_ctes
+from crmlist.letters.recommend import (
+    Lift,
+    co_purchase_lift,
+    range_bounds,
+    range_condition,
+    range_starts,
+    recs_ctes,
+    workspace_offers,
+)
 from crmlist.letters.render import RECS_COLUMN, Renderer
 from crmlist.letters.worker import WorkerError, render_in_worker, start_renderer
 from crmlist.letters.writers import LetterWriter, open_writer, write_failed_csv
@@ -69,7 +78,7 @@ def _range_query(table: str, columns: list[str], only_ids: set[str] | None, last
 
 def range_batches(
     con: duckdb.DuckDBPyConnection,
-    ws: Workspace,
+    offers: Offers,
     table: str,
     columns: list[str],
     only_ids: set[str] | None,
@@ -81,7 +90,7 @@ def range_batches(
     targets per statement, so that DuckDB's memory stays bounded however many there are, as Arrow
     batches of `rows`. DuckDB computes the lift with all its threads, the ranges with `threads` (the
     cores the workers leave); the lift is dropped and the threads are put back once the ranges are done."""
-    lifted = co_purchase_lift(con, ws) if recommend else contextlib.nullcontext(None)
+    lifted = co_purchase_lift(con, offers) if recommend else contextlib.nullcontext(None)
     with lifted as lift, store.setting(con, "threads", int(threads or 0), when=threads is not None):
         params = lift.params if lift else {}
         where, ids = _only(only_ids, "t.customer_id")
@@ -166,7 +175,8 @@ def _render(
     workers = _workers(job, jobs, batches)
     threads = max(1, pool_size(None) - workers)  # renderers on every core: DuckDB takes what is left
     recommend = renderer.wants_recommendations
-    ranges = Ahead(con, lambda: range_batches(con, ws, table, columns, job.only_ids, rows, threads, recommend))
+    offers = job.offers or workspace_offers(ws)
+    ranges = Ahead(con, lambda: range_batches(con, offers, table, columns, job.only_ids, rows, threads, recommend))
     # The ranges' thread sets DuckDB's threads; a stopped run may leave before it puts them back: here they are.
     with store.restored(con, "threads"), _pool(renderer, names, workers, batches, out_dir) as pool, ranges:
         # the next range's query runs while the workers render this one's

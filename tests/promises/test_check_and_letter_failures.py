@@ -190,3 +190,48 @@ def test_a_bug_in_crmlist_is_not_a_failed_letter(ws: Path) -> None:
 
     with pytest.raises(Bug, match="a bug, not the letter's fault"):
         _render_one(ws, bug)
+
+
+# --- issue 17, item 2: a campaign's own [offers], checked like the rest of its rule file ---------------------
+
+
+def test_check_names_unknown_offers_keys_bad_values_and_unknown_categories_with_the_closest(shop: Path) -> None:
+    rules = (shop / "queries" / "winback.toml").read_text(encoding="utf-8")
+    offers = '[offers]\nrecomend = 2\ncategory_days = -1\nexclude_categories = ["Folders", "digital_tv"]\n'
+    write(shop, "queries/winback.toml", rules + offers)
+    done = crmlist("check", "winback", cwd=shop)
+    assert done.returncode == 65, done.stderr
+    assert done.stderr.splitlines() == [
+        "crmlist: error: queries/winback.toml: offers.recomend: unknown key",
+        "hint: did you mean `recommend`?",
+        "crmlist: error: queries/winback.toml: offers.category_days: must be a whole number of days >= 0",
+        "hint: e.g. category_days = 365",
+    ]
+    write(shop, "queries/winback.toml", rules + '[offers]\nrecommend = 2\nexclude_categories = ["Folders", "tvs"]\n')
+    done = crmlist("check", "winback", cwd=shop)
+    assert done.returncode == 65, done.stderr
+    assert done.stderr.splitlines() == [
+        "crmlist: error: queries/winback.toml: offers.exclude_categories: no product has category 'Folders'",
+        "hint: did you mean 'folder'?",
+        "crmlist: error: queries/winback.toml: offers.exclude_categories: no product has category 'tvs'",
+        "hint: did you mean 'tv'?",
+    ]
+    assert crmlist("run", "winback", "--out", "out", "--as-of", AS_OF, cwd=shop).returncode == 0  # run ignores names
+
+
+def test_a_campaigns_offers_override_crmlist_toml_key_by_key(shop: Path) -> None:
+    """crmlist.toml recommends 3 and excludes nothing; the campaign's [offers] recommends 1 and
+    excludes folders: its letters offer one product each, never a folder. Another campaign keeps 3."""
+    write(shop, "templates/probe.txt.j2", "{% for r in recommendations %}{{ r.category }};{% endfor %}\n")
+    rules = (shop / "queries" / "briefcase_crosssell.toml").read_text(encoding="utf-8")
+    probe = rules.replace('template = "briefcase_crosssell"', 'template = "probe"')
+    write(shop, "queries/one.toml", probe + '[offers]\nrecommend = 1\nexclude_categories = ["folder"]\n')
+    write(shop, "queries/three.toml", probe)
+    assert crmlist("check", "one", "three", cwd=shop).returncode == 0
+    texts = {}
+    for name in ("one", "three"):
+        ok("letters", name, "--out", f"proofs/{name}", "--as-of", AS_OF, "--letters-format", "jsonl", cwd=shop)
+        lines = (shop / "proofs" / name / "letters.jsonl").read_text(encoding="utf-8").splitlines()
+        texts[name] = [json.loads(line)["text"].strip().split(";")[:-1] for line in lines]
+    assert texts["one"] and all(len(t) <= 1 and "folder" not in t for t in texts["one"])
+    assert max(map(len, texts["three"])) == 3 and any("folder" in t for t in texts["three"])
