@@ -2,15 +2,17 @@
 
 README "Writing letters": never a product the customer bought up to as-of, never a product of a category
 the customer bought within `[offers] category_days` (365) days before it. Checked on the sample workspace
-`crmlist init` writes and on the benchmark generator's data (bench/generate.py, XS here; bench/letters.py
-checks S), through the CLI: every letter prints the product ids it recommends, and the check reads the
-CSV files themselves with DuckDB, not the tables crmlist loaded them into.
+`crmlist init` writes and on the benchmark generator's data (bench/generate.py: XS, or the size that
+CRMLIST_BENCH_SIZE names, e.g. S for 100,000 customers), through the CLI: every letter prints the
+product ids it recommends, and the check reads the CSV files themselves with DuckDB, not the tables
+crmlist loaded them into.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -128,7 +130,7 @@ def test_no_generated_letter_recommends_a_bought_product_or_a_category_bought_th
         from generate import generate
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    paths = generate("XS", 7, tmp_path / "data")
+    paths = generate(os.environ.get("CRMLIST_BENCH_SIZE", "XS"), 7, tmp_path / "data")
     root = tmp_path / "ws"
     for folder in ("queries", "templates"):
         (root / folder).mkdir(parents=True)
