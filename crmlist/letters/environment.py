@@ -7,7 +7,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound, TemplateSyntaxError, nodes
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from crmlist.errors import BadInputError, NotFoundError
@@ -66,10 +74,10 @@ class LetterSandbox(ImmutableSandboxedEnvironment):
     def for_file(self, name: str) -> LetterSandbox:
         """The environment a template file compiles in: eml templates print values with their line
         breaks marked (crmlist.letters.eml), so that none can start a header of its own."""
-        if not name.endswith(".eml.j2") or self.finalize is not None:
+        if not name.endswith(".eml.j2") or self.finalize is not present:
             return self
         if self._eml is None:
-            overlay = self.overlay(finalize=mark_line_breaks, cache_size=400)  # a cache of its own
+            overlay = self.overlay(finalize=_eml_finalize, cache_size=400)  # a cache of its own
             assert isinstance(overlay, LetterSandbox)
             overlay.filters = self.filters
             self._eml = overlay
@@ -84,11 +92,34 @@ class LetterSandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+MISSING = (
+    "a value printed is missing (NULL): print it inside {% if value %}...{% endif %}, "
+    "or give it a default with |default('...', true)"
+)
+
+
+def present(value: Any) -> Any:
+    """Every {{ value }} of a letter: a missing one (None) fails the letter, as an undefined name does,
+    instead of printing "None" ("code None" for a cell without an offer)."""
+    if value is None:
+        raise UndefinedError(MISSING)
+    return value
+
+
+def _eml_finalize(value: Any) -> Any:
+    return mark_line_breaks(present(value))
+
+
+def _typst_finalize(value: Any) -> Any:
+    return typst_finalize(present(value))
+
+
 def build_environment(ws: Workspace) -> LetterSandbox:
     """The sandboxed environment over ws.templates_dir with the letter filters (Jinja's default whitespace)."""
     env = LetterSandbox(
         loader=FileSystemLoader(str(ws.templates_dir), encoding="utf-8"),
         undefined=StrictUndefined,
+        finalize=present,
         autoescape=_autoescape,
         auto_reload=False,  # templates are compiled once per run; no stat() per letter
     )
@@ -100,7 +131,7 @@ def build_environment(ws: Workspace) -> LetterSandbox:
 
 def build_typst_environment(env: LetterSandbox) -> LetterSandbox:
     """The same sandbox for NAME.typ.j2 templates: every value printed is escaped for Typst markup."""
-    overlay = env.overlay(finalize=typst_finalize)
+    overlay = env.overlay(finalize=_typst_finalize)
     assert isinstance(overlay, LetterSandbox)
     overlay.filters = dict(env.filters, typst_str=typst_string)  # overlays share the dict otherwise
     return overlay

@@ -72,7 +72,7 @@ WHERE CAST(p.n_ab AS HUGEINT) * oc.n > CAST(pa.n_p AS HUGEINT) * pb.n_p
 LIFT_SLICE_ROWS = 1_000_000  # purchase rows per slice of the orders
 
 # CTEs ending in `recs`: (customer_id, recs), the list of the best $n offers (structs of product_id, name,
-# category, color, price, reason, and what led to it: because_id, because, because_color, same_color, why)
+# category, color, price, reason, and the bought product it follows from: because_id, because, because_color)
 # of each target of {targets} that {within} selects and that has any. Never offered: a product the target
 # bought, a product of a category the target bought within $category_days days before as-of, of the
 # category of the product it follows from, of an excluded category, priced outside [$min_price,
@@ -163,17 +163,22 @@ widened AS (  -- the products of a list a target may not take for a category it 
                               AND l.a_cat IS NOT DISTINCT FROM b.cat_key AND l.o_cat = r.cat_key
     GROUP BY b.cnum, b.product_id
 ),
+looked AS (  -- each bought product: how far down its list to look, and the categories its target bought lately
+    SELECT b.cnum, b.product_id, b.color_key, b.cat_key, $n + b.n_bought + coalesce(x.n, 0) AS deepest,
+           coalesce(r.cats, []) AS blocked
+    FROM bought AS b
+    LEFT JOIN widened AS x ON x.cnum = b.cnum AND x.product_id = b.product_id
+    LEFT JOIN (SELECT cnum, list(cat_key) AS cats FROM recent GROUP BY cnum) AS r ON r.cnum = b.cnum
+),
 scored AS (  -- a product once per target, at its best key; never one the target bought
     SELECT pair // w.m AS cnum, min(key) AS key, arg_min(a_num, key) AS a_num
     FROM (
         SELECT b.cnum * w.m + o.num AS pair, o.key, coalesce(o.a_num, 0) AS a_num  -- 0: not in products
-        FROM bought AS b
+        FROM looked AS b
         JOIN offers AS o ON o.anchor = b.product_id AND o.a_color IS NOT DISTINCT FROM b.color_key
-                         AND o.a_cat IS NOT DISTINCT FROM b.cat_key
-        LEFT JOIN widened AS x ON x.cnum = b.cnum AND x.product_id = b.product_id
+                         AND o.a_cat IS NOT DISTINCT FROM b.cat_key AND o.pos <= b.deepest
         CROSS JOIN width AS w
-        WHERE o.pos <= $n + b.n_bought + coalesce(x.n, 0)
-          AND NOT EXISTS (SELECT 1 FROM recent AS r WHERE r.cnum = b.cnum AND r.cat_key = o.o_cat)
+        WHERE o.o_cat IS NULL OR NOT list_contains(b.blocked, o.o_cat)
         UNION ALL
         SELECT b.cnum * w.m + b.num, 0, 0 FROM bought AS b CROSS JOIN width AS w WHERE b.num IS NOT NULL
     ) CROSS JOIN width AS w
@@ -196,32 +201,21 @@ shelf AS (  -- the products by number, to look an offer's fields up by its key
 last_complement AS (  -- complements rank before co-purchases: the rank that ends them
     SELECT coalesce(max(key // w.m) FILTER (WHERE grp = 1), 0) AS rank FROM offers CROSS JOIN width AS w
 ),
-picked AS (  -- each key's product and reason, and the bought product it follows from (the shelf is one row)
+recs AS (  -- each key's product and reason, and the bought product it follows from (the shelf is one row)
     SELECT b.customer_id, list_transform(range(1, len(b.keys) + 1), lambda i: struct_pack(
-               p := s.products[b.keys[i] % w.m], a := s.products[b.anchors[i]],
-               reason := CASE WHEN b.keys[i] // w.m <= lc.rank THEN 'complement' ELSE 'co-purchase' END)) AS picks
+               product_id := s.products[b.keys[i] % w.m].product_id, name := s.products[b.keys[i] % w.m].name,
+               category := s.products[b.keys[i] % w.m].category, color := s.products[b.keys[i] % w.m].color,
+               price := s.products[b.keys[i] % w.m].price,
+               reason := CASE WHEN b.keys[i] // w.m <= lc.rank THEN 'complement' ELSE 'co-purchase' END,
+               because_id := s.products[b.anchors[i]].product_id, because := s.products[b.anchors[i]].name,
+               because_color := s.products[b.anchors[i]].color)) AS recs
     FROM best AS b CROSS JOIN width AS w CROSS JOIN shelf AS s CROSS JOIN last_complement AS lc
-),
-recs AS (
-    SELECT customer_id, list_transform(picks, lambda x: struct_pack(
-               product_id := x.p.product_id, name := x.p.name, category := x.p.category, color := x.p.color,
-               price := x.p.price, reason := x.reason, because_id := x.a.product_id, because := x.a.name,
-               because_color := x.a.color,
-               same_color := coalesce(lower(x.p.color) = lower(x.a.color), FALSE),
-               why := CASE
-                   WHEN x.a.product_id IS NULL THEN 'often bought with what you bought'
-                   WHEN x.reason = 'co-purchase' THEN 'often bought with your ' || coalesce(x.a.name, x.a.product_id)
-                   WHEN lower(x.p.color) = lower(x.a.color)
-                       THEN 'matches your ' || coalesce(x.a.name, x.a.product_id) || ' (' || x.a.color || ')'
-                   ELSE 'goes with your ' || coalesce(x.a.name, x.a.product_id)
-               END)) AS recs
-    FROM picked
 )"""
 
 # One row per (customer_id, rank) from the recs of RECS_CTES.
 RANK_ROWS_SQL = """
 SELECT customer_id, CAST(rank AS BIGINT) AS rank, rec.product_id, rec.name, rec.category, rec.color, rec.price,
-       rec.reason, rec.because_id, rec.because, rec.why
+       rec.reason, rec.because_id, rec.because, rec.because_color
 FROM (SELECT customer_id, unnest(range(1, len(recs) + 1)) AS rank, unnest(recs) AS rec FROM recs)
 """
 

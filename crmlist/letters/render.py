@@ -115,7 +115,7 @@ def _recommendations_by_code(
         rec = known.get(key)
         if rec is None:  # an offer not seen before: its dict from its first row here
             first = first or dict(zip(reversed(codes), range(len(codes) - 1, -1, -1), strict=True))
-            rec = known[key] = values.slice(first[code], 1).to_pylist()[0]
+            rec = known[key] = explained(values.slice(first[code], 1).to_pylist()[0])
         by_code[code] = rec
     return list(map(by_code.__getitem__, codes))
 
@@ -125,7 +125,31 @@ def _recommendations_by_key(values: pa.StructArray, known: dict[tuple[Any, ...],
     rows = values.to_pylist()
     names = [name for name in _REC_KEY_FIELDS if values.type.get_field_index(name) >= 0]
     keys = [None if rec is None else tuple(rec.get(name) for name in names) for rec in rows]
-    return [None if key is None else known.setdefault(key, rec) for key, rec in zip(keys, rows, strict=True)]
+    found = []
+    for key, rec in zip(keys, rows, strict=True):
+        if key is not None and key not in known:
+            known[key] = explained(rec)
+        found.append(None if key is None else known[key])
+    return found
+
+
+def explained(rec: dict[str, Any]) -> dict[str, Any]:
+    """An offer with what a letter may say of it, once per offer (the letters share it): same_color
+    (its colour is the bought product's) and why, in English ("matches your Briefcase (black)")."""
+    if "because_id" not in rec:
+        return rec
+    color, because_color = rec.get("color"), rec.get("because_color")
+    rec["same_color"] = bool(color and because_color and color.lower() == because_color.lower())
+    bought = rec.get("because") or rec.get("because_id")
+    if bought is None:
+        rec["why"] = "often bought with what you bought"
+    elif rec.get("reason") == "co-purchase":
+        rec["why"] = f"often bought with your {bought}"
+    elif rec["same_color"]:
+        rec["why"] = f"matches your {bought} ({because_color})"
+    else:
+        rec["why"] = f"goes with your {bought}"
+    return rec
 
 
 class Renderer:

@@ -235,3 +235,43 @@ def test_a_campaigns_offers_override_crmlist_toml_key_by_key(shop: Path) -> None
         texts[name] = [json.loads(line)["text"].strip().split(";")[:-1] for line in lines]
     assert texts["one"] and all(len(t) <= 1 and "folder" not in t for t in texts["one"])
     assert max(map(len, texts["three"])) == 3 and any("folder" in t for t in texts["three"])
+
+
+# --- issue 17, item 4: a missing value is never printed as "None" --------------------------------------------
+
+
+def test_the_stock_winback_letters_of_cells_without_an_offer_name_no_code_and_no_none(shop: Path) -> None:
+    rules = (shop / "queries" / "winback.toml").read_text(encoding="utf-8")
+    no_offers = "\n".join(line for line in rules.splitlines() if not line.startswith("offer ="))
+    assert no_offers.count("[[cells]]") == 2 and "offer =" not in no_offers
+    write(shop, "queries/winback.toml", no_offers + "\n")
+    ok("letters", "winback", "--out", "proofs", "--as-of", AS_OF, "--letters-format", "jsonl", cwd=shop)
+    letters = [json.loads(line) for line in (shop / "proofs" / "letters.jsonl").read_text().splitlines()]
+    assert {r["language"] for r in letters} >= {"pl", "cs", "ru", "en"} and {r["cell"] for r in letters} == {
+        "vip",
+        "standard",
+    }
+    for letter in letters:
+        words = letter["text"].lower().split()
+        assert "none" not in words and not {"code", "kod", "kód", "код"} & set(words), letter["text"]
+        assert "\n\n\n" not in letter["text"]
+
+
+def test_a_template_printing_a_missing_value_fails_that_letter_naming_the_line(shop: Path) -> None:
+    rules = (shop / "queries" / "winback.toml").read_text(encoding="utf-8")
+    write(shop, "queries/winback.toml", rules.replace('offer = "STD10"', "", 1))
+    write(shop, "templates/winback.txt.j2", "Hello,\nyour code is {{ offer }}.\n")
+    for language in ("pl", "cs", "ru"):
+        (shop / "templates" / f"winback.{language}.txt.j2").unlink()
+    done = crmlist("run", "winback", "--out", "out", "--as-of", AS_OF, cwd=shop)
+    assert done.returncode == 3, done.stderr
+    folder = next((shop / "out" / "winback").iterdir())
+    failed = (folder / "failed.csv").read_text(encoding="utf-8").splitlines()
+    assert failed[0] == "customer_id,template,line,error"
+    reason = (
+        "UndefinedError: a value printed is missing (NULL): print it inside {% if value %}...{% endif %}, "
+        "or give it a default with |default('...', true)"
+    )
+    assert failed[1:] and all(row.endswith(f',winback.txt.j2,2,"{reason}"') for row in failed[1:]), failed[:3]
+    sql = "SELECT count(*) FROM contact_history WHERE cell = 'standard' AND control_group IS NULL"
+    assert query(shop / "crmlist.duckdb", sql) == [(0,)]  # none of the failed letters is recorded as sent
