@@ -247,10 +247,17 @@ def test_partial_run_exits_3_and_resume_completes_it(shop: Path) -> None:
 
 
 def test_every_letter_failing_records_nothing_and_exits_1(shop: Path) -> None:
-    (shop / "templates" / "lapsed.txt.j2").write_text("{{ nonexistent.value }}", encoding="utf-8")
+    (shop / "templates" / "lapsed.txt.j2").write_text(
+        "Dear {{ customer.first_name }},\n{{ nonexistent.value }}", encoding="utf-8"
+    )
     done = crmlist("run", "lapsed", "--out", "out", "--as-of", "2026-11-01", cwd=shop)
     assert done.returncode == 1
-    assert done.stderr.startswith("crmlist: error: queries/lapsed.toml: every letter failed (4); nothing was recorded")
+    assert done.stderr == (
+        "crmlist: error: queries/lapsed.toml: every letter failed (4); nothing was recorded\n"
+        "hint: the first, of customer 0001, in templates/lapsed.txt.j2, line 2: "
+        "UndefinedError: 'nonexistent' is undefined\n"
+    )
+    assert "Anna" not in done.stderr  # the first name the letter would have printed
     assert list((shop / "out" / "lapsed").iterdir()) == []
     assert _history(shop) == []
 

@@ -209,10 +209,11 @@ def _write_run(
         counts["global_control"] = members
     if letters.failed and not letters.written:
         first = letters.failed[0]
+        line = f", line {first.line}" if first.line else ""
         raise CrmlistError(
             selection.campaign.rule_file,
             f"every letter failed ({len(letters.failed)}); nothing was recorded",
-            f"see the first failure: {first.template}: {first.error}",
+            f"the first, of customer {first.customer_id}, in templates/{first.template}{line}: {first.error}",
         )
     status = "partial" if letters.failed else "complete"
     rules = _copy_rules(selection.campaign.path, tmp / RULES_COPY)
