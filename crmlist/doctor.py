@@ -29,7 +29,7 @@ KNOWN_KEYS: dict[str, Any] = {
     "timezone": None,
     "phone_region": None,
     "output": None,
-    "sender": {"name", "street", "postal_code", "city", "country", "email", "phone"},
+    "sender": {"name", "street", "postal_code", "city", "country", "email", "phone", "unsubscribe"},
     "load": {table: _LOAD_KEYS for table in store.LOADABLE},
     "contact_cap": {"max", "days"},
     "control": {"global_percent", "global_salt"},

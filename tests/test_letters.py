@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.parser
+import email.policy
 import filecmp
+import hashlib
 import json
 import mailbox
 import os
@@ -834,7 +837,7 @@ def test_jsonl_bundle_content(tmp_path: Path) -> None:
         "template": "winback.eml.j2",
         "subject": "STD10 für Jan",
         "text": "Subject: STD10 für Jan\nFrom: shop@example.com\n\nSzanowny Panie Kowalski,\n"
-        "From now on: 499,00\xa0zł, Sklep &amp; Syn.",
+        "From now on: 499,00\xa0zł, Sklep & Syn.",  # a plain-text message: nothing HTML-escaped
     }
     assert [(r["customer_id"], r["template"], r["subject"], r["text"]) for r in records[1:2]] == [
         ("C2", "winback.cs.eml.j2", "Sleva", "Subject: Sleva\n\nAhoj")
@@ -846,7 +849,8 @@ def test_mbox_keeps_eml_headers_as_mime_fields(tmp_path: Path) -> None:
     config = '[sender]\nname = "Sklep & Syn"\nemail = "shop@example.com"\n'
     ws = make_ws(tmp_path, {"winback.eml.j2": EML}, config)
     result = render_letters(make_db(tmp_path), ws, job("mbox", only={"C4"}), tmp_path / "out")
-    assert result.paths[0].read_text(encoding="utf-8") == textwrap.dedent("""\
+    message_id = hashlib.sha256(b"winback\x002026-11-01\x00C4").hexdigest()[:32]  # README: the same on every run
+    assert result.paths[0].read_text(encoding="utf-8") == textwrap.dedent(f"""\
         From crmlist Sun Nov  1 00:00:00 2026
         X-Crmlist-Customer-Id: C4
         X-Crmlist-Campaign: winback
@@ -854,14 +858,63 @@ def test_mbox_keeps_eml_headers_as_mime_fields(tmp_path: Path) -> None:
         X-Crmlist-Offer: STD10
         Subject: STD10 =?utf-8?q?f=C3=BCr?= Alex
         From: shop@example.com
+        To: Alex Smith <alex@example.com>
+        Date: Sun, 01 Nov 2026 00:00:00 +0000
+        Message-ID: <{message_id}@example.com>
         Content-Type: text/plain; charset="utf-8"
         Content-Transfer-Encoding: 8bit
         MIME-Version: 1.0
 
         Dear Alex Smith,
-        >From now on: €45.50, Sklep &amp; Syn.
+        >From now on: €45.50, Sklep & Syn.
 
     """)
+
+
+HTML_EML = """\
+    Subject: {{ offer }} & more for {{ customer.first_name }} <3
+    Reply-To: {{ sender.name }} <help@example.com>
+    Content-Type: text/html
+
+    <p>{{ customer|salutation }},</p><p>{{ sender.name }} & {{ customer.last_name }}</p>
+"""
+
+
+def test_eml_files_parse_back_as_the_messages_meant_in_every_language(tmp_path: Path) -> None:
+    """Each .eml file read back by Python's email parser (policy.default): decoded headers as written,
+    never HTML-escaped (the HTML body is), the defaults added, CRLF line ends, the body in UTF-8."""
+    config = (
+        '[sender]\nname = "Sklep & Syn Łódź"\nemail = "shop@example.com"\n'
+        'unsubscribe = "https://shop.example/unsubscribe?id={customer_id}"\n'
+    )
+    ws = make_ws(tmp_path, {"winback.eml.j2": HTML_EML}, config)
+    result = render_letters(make_db(tmp_path, template="winback.eml"), ws, job("files"), tmp_path / "out")
+    assert result.failed == [] and len(result.written) == 4
+    expected = {
+        "C1": ("Jan", "Jan Kowalski <jan@example.com>", "Szanowny Panie Kowalski", "Kowalski"),
+        "C2": ("Jana", "Jana Nováková <jana@example.com>", "Vážená paní Nováková", "Nováková"),
+        "C3": ("Иван", "Иван Петров <ivan@example.com>", "Уважаемый Иван Петров", "Петров"),
+        "C4": ("Alex", "Alex Smith <alex@example.com>", "Dear Alex Smith", "Smith"),
+    }
+    for customer_id, (first, to, greeting, last) in expected.items():
+        raw = (tmp_path / "out" / "letters" / f"{customer_id}.eml").read_bytes()
+        assert b"\r" not in raw.replace(b"\r\n", b"") and raw.count(b"\r\n") > 8
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert head.isascii() and max(map(len, head.split(b"\r\n"))) <= 78  # encoded words, folded lines
+        msg = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+        assert str(msg["Subject"]) == f"STD10 & more for {first} <3"
+        assert str(msg["Reply-To"]) == "Sklep & Syn Łódź <help@example.com>"
+        assert str(msg["From"]) == "Sklep & Syn Łódź <shop@example.com>"
+        assert str(msg["To"]) == to and msg["To"].addresses[0].addr_spec == to.split("<")[1].rstrip(">")
+        assert msg["Date"].datetime == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+        digest = hashlib.sha256(f"winback\0{AS_OF}\0{customer_id}".encode()).hexdigest()[:32]
+        assert msg["Message-ID"] == f"<{digest}@example.com>"
+        assert msg["List-Unsubscribe"] == f"<https://shop.example/unsubscribe?id={customer_id}>"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg.get_content_type() == "text/html" and msg.get_content_charset() == "utf-8"
+        body = msg.get_content()
+        assert body.startswith(f"<p>{greeting},</p>")
+        assert f"<p>Sklep &amp; Syn Łódź & {last}</p>" in body  # the HTML body's values are escaped
 
 
 @pytest.mark.parametrize("fmt", ["files", "jsonl", "mbox", "zip"])

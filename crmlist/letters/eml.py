@@ -8,8 +8,13 @@ known to be the template's own, and a mark there is a value trying to start a he
 
 from __future__ import annotations
 
+import datetime as dt
 import email.policy
+import hashlib
+import html
 import re
+from collections.abc import Mapping, Sequence
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 from markupsafe import Markup
@@ -60,8 +65,10 @@ def set_body(msg: Any, text: str, subtype: str) -> None:
     msg.set_content(text, subtype=subtype, charset="utf-8", cte="quoted-printable" if long_lines else "8bit")
 
 
-def eml_message(text: str, mime: bool = True) -> str:
+def eml_message(text: str, mime: bool = True, defaults: Sequence[tuple[str, str]] = ()) -> str:
     """A rendered eml letter as a MIME message (mime), or as rendered once its headers are checked.
+    `defaults`: headers the message gets when its template sets no header of that name (From, To, Date,
+    Message-ID, List-Unsubscribe).
 
     Raises HeaderError when the header block is not headers, or a value in it holds CR, LF or NUL.
     """
@@ -73,15 +80,48 @@ def eml_message(text: str, mime: bool = True) -> str:
     from email.message import EmailMessage
 
     msg = EmailMessage(policy=POLICY)
-    subtype = "plain"
-    for name, value in headers:
-        if name.lower() in _MIME_FIELDS:  # set from the body below; a text subtype is kept
-            found = _TEXT_SUBTYPE.match(value) if name.lower() == "content-type" else None
-            subtype = found.group(1).lower() if found else subtype
+    subtype = next((_subtype(v) for n, v in headers if n.lower() == "content-type"), "plain")
+    given = {name.lower() for name, _ in headers}
+    for name, value in [*headers, *((n, v) for n, v in defaults if n.lower() not in given)]:
+        if name.lower() in _MIME_FIELDS:  # set from the body below
             continue
-        try:
-            msg[name] = value
+        try:  # an HTML body's template escaped every value, its headers' too: a header is not HTML
+            msg[name] = html.unescape(value) if subtype == "html" else value
         except (ValueError, TypeError, IndexError) as exc:  # the email package refuses it
             raise HeaderError(f"header {name}: {exc}") from None
     set_body(msg, body, subtype)
     return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
+
+
+def _subtype(content_type: str) -> str:
+    found = _TEXT_SUBTYPE.match(content_type)
+    return found.group(1).lower() if found else "plain"
+
+
+def message_defaults(
+    sender: Mapping[str, str], customer: Mapping[str, Any], campaign: str, as_of: dt.date
+) -> list[tuple[str, str]]:
+    """The headers every message has unless its template writes them: From (the sender), To (the
+    customer's name and e-mail), Date (the as-of day), a Message-ID the same on every run, and
+    List-Unsubscribe (+ List-Unsubscribe-Post for a web address, RFC 8058) when [sender] unsubscribe
+    is set ({customer_id} in it is the customer's id)."""
+    found: list[tuple[str, str]] = []
+    address = sender.get("email") or ""
+    if address:
+        found.append(("From", formataddr((sender.get("name") or "", address))))
+    email = customer.get("email")
+    if isinstance(email, str) and email.strip():
+        name = " ".join(str(customer[k]) for k in ("first_name", "last_name") if customer.get(k))
+        found.append(("To", formataddr((name, email.strip()))))
+    found.append(("Date", format_datetime(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC))))
+    customer_id = str(customer.get("customer_id"))
+    digest = hashlib.sha256(f"{campaign}\0{as_of}\0{customer_id}".encode()).hexdigest()[:32]
+    domain = address.rpartition("@")[2] or "crmlist.invalid"
+    found.append(("Message-ID", f"<{digest}@{domain}>"))
+    unsubscribe = sender.get("unsubscribe")
+    if unsubscribe:
+        link = unsubscribe.replace("{customer_id}", customer_id)
+        found.append(("List-Unsubscribe", f"<{link}>"))
+        if link.startswith(("https://", "http://")):
+            found.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return found

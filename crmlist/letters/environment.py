@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -41,9 +42,23 @@ _STEM_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{1,8})*$")
 
 
-@lru_cache(maxsize=1024)  # asked on every render, by template name
-def _autoescape(template_name: str | None) -> bool:
-    return template_name is not None and template_name.endswith(_AUTOESCAPED_SUFFIXES)
+_HTML_BODY = re.compile(r"^content-type:\s*text/html", re.IGNORECASE | re.MULTILINE)
+
+
+@lru_cache(maxsize=1024)  # asked whenever a template compiles, by folder and template name
+def _autoescape(folder: str, template_name: str | None) -> bool:
+    """html templates escape what they print; eml ones only when their header block declares an HTML
+    body (Content-Type: text/html): a plain-text message shows "&" as "&", not "&amp;"."""
+    if template_name is None or not template_name.endswith(_AUTOESCAPED_SUFFIXES):
+        return False
+    if not template_name.endswith(".eml.j2"):
+        return True
+    try:
+        source = (Path(folder) / template_name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # the loader reports it when it compiles the template
+        return True
+    head = source.replace("\r\n", "\n").split("\n\n", 1)[0]
+    return _HTML_BODY.search(head) is not None
 
 
 class LetterSandbox(ImmutableSandboxedEnvironment):
@@ -120,7 +135,7 @@ def build_environment(ws: Workspace) -> LetterSandbox:
         loader=FileSystemLoader(str(ws.templates_dir), encoding="utf-8"),
         undefined=StrictUndefined,
         finalize=present,
-        autoescape=_autoescape,
+        autoescape=functools.partial(_autoescape, str(ws.templates_dir)),
         auto_reload=False,  # templates are compiled once per run; no stat() per letter
     )
     env.filters.update(make_filters(ws.locale, ws.currency))

@@ -16,7 +16,7 @@ import pyarrow as pa
 from jinja2 import Template, TemplateSyntaxError
 
 from crmlist.errors import NotFoundError, UsageError
-from crmlist.letters.eml import eml_message
+from crmlist.letters.eml import eml_message, message_defaults
 from crmlist.letters.environment import (
     LetterSandbox,
     build_environment,
@@ -182,6 +182,7 @@ class Renderer:
         self._wanted: set[str] | None = set(_ALWAYS_COLUMNS | (_ADDRESS_COLUMNS if self.pdf else set()))
         # whether any template reads `recommendations`: if none does, no run computes them
         self.wants_recommendations = False
+        self._sender = ws.sender  # From and List-Unsubscribe of every eml message
         self._mime = job.letters_format != "jsonl"  # jsonl keeps an eml letter's text as rendered
         # a letter rendering too long fails: render_chunk runs the clock
         self.clock = LetterClock(letter_seconds(ws.section("letters")))
@@ -314,7 +315,8 @@ class Renderer:
             finally:
                 clock.busy = False
             if ext == "eml":  # headers as structured fields: a value cannot add one
-                text = eml_message(text, mime=self._mime)  # type: ignore[arg-type]
+                defaults = message_defaults(self._sender, customer, campaign, self.job.as_of) if self._mime else ()
+                text = eml_message(text, mime=self._mime, defaults=defaults)  # type: ignore[arg-type]
         except TemplateSyntaxError as exc:  # an included template: bad input, stops the run
             raise syntax_error(exc, file_name) from None
         except LETTER_ERRORS as exc:  # what a template and its data can do; a bug in crmlist goes up

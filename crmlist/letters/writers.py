@@ -34,6 +34,9 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_LONE_LF = re.compile(r"(?<!\r)\n")
+
+
 def safe_file_name(customer_id: str) -> str:
     """A file name for a customer_id that never leaves the folder nor collides with another id's.
 
@@ -75,9 +78,7 @@ class LetterEncoder:
         """files and zip: (name, bytes) per letter; jsonl and mbox: the bundle's next bytes."""
         if self.fmt in ("files", "zip"):
             prefix = "letters/" if self.fmt == "zip" else ""
-            return [
-                (f"{prefix}{safe_file_name(x.customer_id)}.{x.ext}", (x.text or "").encode("utf-8")) for x in letters
-            ]
+            return [(f"{prefix}{safe_file_name(x.customer_id)}.{x.ext}", _file_bytes(x)) for x in letters]
         if self.fmt == "jsonl":
             return "".join(map(_jsonl_line, letters)).encode("utf-8")
         if self.fmt == "mbox":
@@ -112,6 +113,14 @@ class LetterEncoder:
             msg[key] = _one_line(value)
         set_body(msg, text, "html" if letter.ext == "html" else "plain")
         return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
+
+
+def _file_bytes(letter: RenderedLetter) -> bytes:
+    """A letter file's bytes; an .eml file is a message as mail systems exchange it, its lines ending in CRLF."""
+    text = letter.text or ""
+    if letter.ext == "eml":
+        text = _LONE_LF.sub("\r\n", text)
+    return text.encode("utf-8")
 
 
 def _json_text(value: str | None) -> str:
