@@ -11,6 +11,8 @@ import json
 import mailbox
 import os
 import random
+import smtplib
+import socket
 import textwrap
 import zipfile
 from collections.abc import Mapping
@@ -1015,3 +1017,63 @@ def test_golden_mbox_holds_the_golden_files_each_to_its_customer() -> None:
         )
         body = message.get_payload(decode=True)
         assert body == (GOLDEN / f"{customer}.txt").read_bytes() + b"\n", customer
+
+
+TEXT_PART = "Subject: {{ offer }} dla {{ customer.first_name }}\n\n{{ customer|salutation }}, kod {{ offer }}.\n"
+HTML_PART = "<p>{{ customer|salutation }}, <b>{{ offer }}</b> &amp; {{ sender.name }}</p>\n"
+
+
+def test_an_eml_letter_with_an_html_template_is_multipart_alternative_and_arrives_as_sent(tmp_path: Path) -> None:
+    """NAME.eml.j2 and NAME.html.j2 of the same language: one message, the text part first and the HTML
+    part last (RFC 2046); a language with an eml template of its own and no HTML one gets a single part.
+    The mbox, delivered message by message to a local SMTP server (aiosmtpd), arrives unchanged."""
+    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+    templates = {"winback.eml.j2": TEXT_PART, "winback.html.j2": HTML_PART, "winback.cs.eml.j2": TEXT_PART}
+    ws = make_ws(tmp_path, templates, '[sender]\nname = "Sklep & Syn"\nemail = "shop@example.com"\n')
+    result = render_letters(make_db(tmp_path, template="winback.eml"), ws, job("mbox"), tmp_path / "out")
+    assert result.failed == [] and len(result.written) == 4
+    messages = {m["X-Crmlist-Customer-Id"]: m for m in mailbox.mbox(result.paths[0], create=False)}
+    parsed = {
+        cid: email.parser.BytesParser(policy=email.policy.default).parsebytes(m.as_bytes())
+        for cid, m in messages.items()
+    }
+    for cid in ("C1", "C3", "C4"):
+        msg = parsed[cid]
+        assert msg.get_content_type() == "multipart/alternative", cid
+        parts = list(msg.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+        assert parts[0].get_content().endswith(", kod STD10.\n")
+        assert parts[1].get_content().endswith("<b>STD10</b> &amp; Sklep &amp; Syn</p>\n")
+    assert str(parsed["C3"]["Subject"]) == "STD10 dla Иван"
+    assert parsed["C3"].get_body(("html",)).get_content().startswith("<p>Уважаемый Иван Петров, ")
+    assert parsed["C2"].get_content_type() == "text/plain"  # cs: its own eml template, no cs HTML one
+    assert parsed["C2"].get_content() == "Vážená paní Nováková, kod STD10.\n"
+
+    arrived: list[bytes] = []
+
+    class Keep:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            arrived.append(envelope.original_content)
+            return "250 OK"
+
+    with socket.socket() as probe:  # a free port for the server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = aiosmtpd.Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            for cid in sorted(messages):
+                to = parsed[cid]["To"].addresses[0].addr_spec
+                smtp.sendmail("shop@example.com", [to], messages[cid].as_bytes(policy=email.policy.SMTP))  # CRLF
+    finally:
+        controller.stop()
+    assert len(arrived) == 4
+    for cid, raw in zip(sorted(messages), arrived, strict=True):
+        got = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+        sent = parsed[cid]
+        for header in ("Subject", "From", "To", "Date", "Message-ID", "X-Crmlist-Customer-Id"):
+            assert str(got[header]) == str(sent[header]), (cid, header)
+        assert [p.get_content().replace("\r\n", "\n") for p in got.walk() if not p.is_multipart()] == [
+            p.get_content() for p in sent.walk() if not p.is_multipart()
+        ]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import hashlib
-import html
 import re
 from collections.abc import Mapping, Sequence
 from email.utils import format_datetime, formataddr
+from html import unescape
 from typing import Any
 
 from markupsafe import Markup
@@ -65,10 +65,11 @@ def set_body(msg: Any, text: str, subtype: str) -> None:
     msg.set_content(text, subtype=subtype, charset="utf-8", cte="quoted-printable" if long_lines else "8bit")
 
 
-def eml_message(text: str, mime: bool = True, defaults: Sequence[tuple[str, str]] = ()) -> str:
+def eml_message(text: str, mime: bool = True, defaults: Sequence[tuple[str, str]] = (), html: str | None = None) -> str:
     """A rendered eml letter as a MIME message (mime), or as rendered once its headers are checked.
     `defaults`: headers the message gets when its template sets no header of that name (From, To, Date,
-    Message-ID, List-Unsubscribe).
+    Message-ID, List-Unsubscribe). `html`: an HTML alternative of the body (multipart/alternative, the
+    text first, as RFC 2046 orders them: the last is the richest).
 
     Raises HeaderError when the header block is not headers, or a value in it holds CR, LF or NUL.
     """
@@ -86,10 +87,13 @@ def eml_message(text: str, mime: bool = True, defaults: Sequence[tuple[str, str]
         if name.lower() in _MIME_FIELDS:  # set from the body below
             continue
         try:  # an HTML body's template escaped every value, its headers' too: a header is not HTML
-            msg[name] = html.unescape(value) if subtype == "html" else value
+            msg[name] = unescape(value) if subtype == "html" else value
         except (ValueError, TypeError, IndexError) as exc:  # the email package refuses it
             raise HeaderError(f"header {name}: {exc}") from None
     set_body(msg, body, subtype)
+    if html is not None:
+        long_lines = any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in html.split("\n"))
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable" if long_lines else "8bit")
     return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
 
 

@@ -176,6 +176,7 @@ class Renderer:
         self._indexes: dict[str, tuple[str, str, dict[tuple[str | None, str], Path]]] = {}
         self._typst_indexes: dict[str, dict[tuple[str | None, str], Path]] = {}
         self._chosen: dict[tuple[str, str | None], _Picked] = {}
+        self._html_parts: dict[tuple[str, str], Template | None] = {}  # (name, eml file): its HTML part
         self._recs: dict[tuple[Any, ...], dict[str, Any]] = {}
         # customer columns converted to Python for the templates: converting a value costs more than
         # rendering it, and letters read a few of the dozens of facts
@@ -208,7 +209,7 @@ class Renderer:
             index = template_index(self.ws, stem)
             self._indexes[name] = (stem, ext, index)
             for (_, file_ext), path in index.items():
-                if file_ext == ext:
+                if file_ext == ext or (ext == "eml" and file_ext == "html"):  # an eml letter's HTML part too
                     self._compile(self.env, path)
             if self.typst_env is not None:
                 self._prepare_typst(name, stem, ext)
@@ -252,6 +253,25 @@ class Renderer:
             picked = chosen if isinstance(chosen, NotFoundError) else (*chosen, resolve_locale(language, self._locale))
             self._chosen[key] = picked
         return picked
+
+    def _message(self, text: str, context: dict[str, Any], name: str, file_name: str) -> str:
+        """A rendered eml letter as the message written, with the HTML alternative when there is one."""
+        if not self._mime:
+            return eml_message(text, mime=False)
+        customer = context["customer"]
+        defaults = message_defaults(self._sender, customer, context["campaign"], self.job.as_of)
+        html = self._html_part(name, file_name)
+        return eml_message(text, defaults=defaults, html=None if html is None else _render(html, context))
+
+    def _html_part(self, name: str, file_name: str) -> Template | None:
+        """For NAME[.LANG].eml.j2: NAME[.LANG].html.j2 (the same LANG, or none for both), compiled once."""
+        key = (name, file_name)
+        if key not in self._html_parts:
+            _, _, index = self._indexes[name]
+            language = next((lang for (lang, ext), path in index.items() if path.name == file_name), None)
+            path = index.get((language, "html"))
+            self._html_parts[key] = None if path is None else compile_template(self.env, self.ws, path)
+        return self._html_parts[key]
 
     def _typst_template(self, name: str, stem: str, language: str | None) -> _Chosen | None:
         """For PDF: the NAME[.LANG].typ.j2 template of this language, None to lay out the txt/md letter."""
@@ -315,8 +335,7 @@ class Renderer:
             finally:
                 clock.busy = False
             if ext == "eml":  # headers as structured fields: a value cannot add one
-                defaults = message_defaults(self._sender, customer, campaign, self.job.as_of) if self._mime else ()
-                text = eml_message(text, mime=self._mime, defaults=defaults)  # type: ignore[arg-type]
+                text = self._message(text, context, str(name), file_name)  # type: ignore[arg-type]
         except TemplateSyntaxError as exc:  # an included template: bad input, stops the run
             raise syntax_error(exc, file_name) from None
         except LETTER_ERRORS as exc:  # what a template and its data can do; a bug in crmlist goes up
