@@ -168,9 +168,8 @@ def _expressions(value: Any) -> list[str]:
     return [str(item) for item in items]
 
 
-def _build(
-    ws: Workspace, name: str, path: Path, data: dict[str, Any], problems: list[CrmlistError], where: str
-) -> Campaign | None:
+def _check_sections(where: str, data: dict[str, Any], problems: list[CrmlistError]) -> None:
+    """The keys of the rule file and of each of its tables, and the channel."""
     _check_keys(where, "", data, TOP_KEYS, problems)
     sections: dict[str, dict[str, Any]] = {
         "audience": AUDIENCE_KEYS,
@@ -181,18 +180,25 @@ def _build(
     for section, spec in sections.items():
         if isinstance(data.get(section), dict):
             _check_keys(where, f"{section}.", data[section], spec, problems)
+    if isinstance(data.get("offers"), dict):
+        problems.extend(offers_problems(where, data["offers"]))
     channel = data.get("channel", "email")
     if channel not in CHANNELS:
         close = difflib.get_close_matches(str(channel), CHANNELS, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(CHANNELS)}"
         problems.append(BadInputError(where, f"channel: unknown channel {channel!r}", hint))
+
+
+def _build(
+    ws: Workspace, name: str, path: Path, data: dict[str, Any], problems: list[CrmlistError], where: str
+) -> Campaign | None:
+    _check_sections(where, data, problems)
+    channel = data.get("channel", "email")
     audience: dict[str, Any] = data["audience"] if isinstance(data.get("audience"), dict) else {}
     cells = _cells(where, data.get("cells"), problems)
     as_of = _as_of(where, data.get("as_of"), problems)
     percent = _percent(where, data.get("control", {}), problems)
     cap = _cap(ws, where, data.get("contact_cap"), problems)
-    if isinstance(data.get("offers"), dict):
-        problems.extend(offers_problems(where, data["offers"]))
     columns = data.get("columns", [])
     if isinstance(columns, list) and not all(isinstance(c, str) for c in columns):
         problems.append(BadInputError(where, "columns: expected a list of column names", None))

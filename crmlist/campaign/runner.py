@@ -208,13 +208,7 @@ def _write_run(
     if members:  # global control members who would have been targets: recorded as such
         counts["global_control"] = members
     if letters.failed and not letters.written:
-        first = letters.failed[0]
-        line = f", line {first.line}" if first.line else ""
-        raise CrmlistError(
-            selection.campaign.rule_file,
-            f"every letter failed ({len(letters.failed)}); nothing was recorded",
-            f"the first, of customer {first.customer_id}, in templates/{first.template}{line}: {first.error}",
-        )
+        raise _every_letter_failed(selection, letters)
     status = "partial" if letters.failed else "complete"
     rules = _copy_rules(selection.campaign.path, tmp / RULES_COPY)
     _write_manifest(tmp, run_id, selection, status, counts, rules, settings)
@@ -266,6 +260,18 @@ def _write_letters(
     job = LetterJob(campaign.name, selection.as_of, settings.letters_format, jobs=settings.jobs, offers=offers)
     with letter_targets(con, selection) as targets:
         return render_letters(con, ws, job, tmp, targets)
+
+
+def _every_letter_failed(selection: Selection, letters: LetterResult) -> CrmlistError:
+    """The error of a run none of whose letters rendered: the count and the first failure (its customer
+    id, template, line and error; never other personal data)."""
+    first = letters.failed[0]
+    line = f", line {first.line}" if first.line else ""
+    return CrmlistError(
+        selection.campaign.rule_file,
+        f"every letter failed ({len(letters.failed)}); nothing was recorded",
+        f"the first, of customer {first.customer_id}, in templates/{first.template}{line}: {first.error}",
+    )
 
 
 def _write_manifest(
