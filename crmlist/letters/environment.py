@@ -31,6 +31,7 @@ from crmlist.letters.limits import (
     check_call,
     check_concat,
 )
+from crmlist.letters.markdown import markdown_escape
 from crmlist.letters.pdf import typst_finalize, typst_string
 from crmlist.workspace import Workspace
 
@@ -84,19 +85,23 @@ class LetterSandbox(ImmutableSandboxedEnvironment):
     def check_concat(value: str) -> str:
         return check_concat(value)
 
-    _eml: LetterSandbox | None = None
+    _overlays: dict[str, LetterSandbox] | None = None
 
     def for_file(self, name: str) -> LetterSandbox:
         """The environment a template file compiles in: eml templates print values with their line
-        breaks marked (crmlist.letters.eml), so that none can start a header of its own."""
-        if not name.endswith(".eml.j2") or self.finalize is not present:
+        breaks marked (crmlist.letters.eml), so that none can start a header of its own; md templates
+        print them escaped for Markdown, so that a value is only ever words."""
+        kind = next((k for k in _FINALIZE_BY_KIND if name.endswith(k)), None)
+        if kind is None or self.finalize is not present:
             return self
-        if self._eml is None:
-            overlay = self.overlay(finalize=_eml_finalize, cache_size=400)  # a cache of its own
+        if self._overlays is None:
+            self._overlays = {}
+        if kind not in self._overlays:
+            overlay = self.overlay(finalize=_FINALIZE_BY_KIND[kind], cache_size=400)  # a cache of its own
             assert isinstance(overlay, LetterSandbox)
             overlay.filters = self.filters
-            self._eml = overlay
-        return self._eml
+            self._overlays[kind] = overlay
+        return self._overlays[kind]
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict:
@@ -127,6 +132,13 @@ def _eml_finalize(value: Any) -> Any:
 
 def _typst_finalize(value: Any) -> Any:
     return typst_finalize(present(value))
+
+
+def _md_finalize(value: Any) -> Any:
+    return markdown_escape(present(value))
+
+
+_FINALIZE_BY_KIND = {".eml.j2": _eml_finalize, ".md.j2": _md_finalize}
 
 
 def build_environment(ws: Workspace) -> LetterSandbox:

@@ -7,13 +7,33 @@ quotes, code and rules. Images print their alternative text: a letter fetches no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
+from markupsafe import Markup
 
 from crmlist.letters.typstmarkup import typst_markup, typst_string
+
+# Characters that may start Markdown structure anywhere in a line (CommonMark lets any ASCII punctuation be
+# escaped with a backslash), and the starts of a line that make a list, a heading, a quote or a rule.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]<>#~|!&])")
+_LINE_START = re.compile(r"^(\s*)(?:([-+=>])|(\d+)([.)]))", re.MULTILINE)
+
+
+def markdown_escape(value: object) -> object:
+    """A value printed into an md template: its text escaped so that Markdown reads it as words alone
+    ("Anna_*x*" stays "Anna_*x*"); numbers and dates come through as they print."""
+    if not isinstance(value, str) or isinstance(value, Markup):
+        return value
+    return _LINE_START.sub(_escape_line_start, _MD_PUNCTUATION.sub(r"\\\1", value))
+
+
+def _escape_line_start(m: re.Match[str]) -> str:
+    indent, mark, digits, dot = m.groups()
+    return f"{indent}\\{mark}" if mark else f"{indent}{digits}\\{dot}"
 
 
 @cache
