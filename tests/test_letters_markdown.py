@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pypdf
-import pytest
 from test_letters import job, make_db, make_ws
 
 from crmlist.letters import render_letters
