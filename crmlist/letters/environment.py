@@ -46,7 +46,6 @@ _LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{1,8})*$")
 _HTML_BODY = re.compile(r"^content-type:\s*text/html", re.IGNORECASE | re.MULTILINE)
 
 
-@lru_cache(maxsize=1024)  # asked whenever a template compiles, by folder and template name
 def _autoescape(folder: str, template_name: str | None) -> bool:
     """html templates escape what they print; eml ones only when their header block declares an HTML
     body (Content-Type: text/html): a plain-text message shows "&" as "&", not "&amp;"."""
@@ -54,11 +53,16 @@ def _autoescape(folder: str, template_name: str | None) -> bool:
         return False
     if not template_name.endswith(".eml.j2"):
         return True
+    path = Path(folder) / template_name
     try:
-        source = (Path(folder) / template_name).read_text(encoding="utf-8")
+        return _html_body(path, path.stat().st_mtime_ns)
     except (OSError, UnicodeDecodeError):  # the loader reports it when it compiles the template
         return True
-    head = source.replace("\r\n", "\n").split("\n\n", 1)[0]
+
+
+@lru_cache(maxsize=1024)  # by file and modification time: a changed template is read again
+def _html_body(path: Path, mtime_ns: int) -> bool:
+    head = path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n\n", 1)[0]
     return _HTML_BODY.search(head) is not None
 
 
