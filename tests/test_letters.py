@@ -573,6 +573,25 @@ def test_each_offer_says_which_bought_product_it_follows_from(tmp_path: Path, un
         assert texts["C3"] == "FLD-BLK<PEN-1>matches your Pen (black);"
 
 
+def test_an_offer_two_bought_products_lead_to_equally_follows_from_the_first_by_product_id(tmp_path: Path) -> None:
+    """A tie (the black folder is the first complement, same colour, of both the briefcase and the pen)
+    names the bought product first in product_id order, on every run: letters are byte-identical."""
+    products = PRODUCTS.replace(
+        "BAG-BLK,Briefcase,bags,black,499.00,BAG-BRN|FLD-BRN|FLD-BLK|GIFT-1",
+        "BAG-BLK,Briefcase,bags,black,499.00,FLD-BLK",
+    )
+    products = products.replace("PEN-1,Pen,pens,black,20.00,", "PEN-1,Pen,pens,black,20.00,FLD-BLK")
+    purchases = PURCHASES + "    O9,C1,2026-02-01,PEN-1,20.00\n"
+    ws = make_ws(tmp_path, {"winback.txt.j2": WHY_TEMPLATE}, "[offers]\nrecommend = 1\n")
+    for attempt in range(3):
+        con = make_db(tmp_path, purchases=purchases, products=products)
+        con.execute(f"SET threads = {attempt + 1}")
+        result = render_letters(con, ws, job("jsonl"), tmp_path / f"out{attempt}")
+        texts = {r["customer_id"]: r["text"] for r in map(json.loads, result.paths[0].read_text().splitlines())}
+        assert texts["C1"] == "FLD-BLK<BAG-BLK>matches your Briefcase (black);"
+        assert texts["C3"] == "FLD-BLK<PEN-1>matches your Pen (black);"
+
+
 @pytest.mark.parametrize(
     ("in_stock", "config", "expected"),
     [

@@ -86,7 +86,8 @@ LIFT_SLICE_ROWS = 1_000_000  # purchase rows per slice of the orders
 # A bought product can lead to hundreds of co-purchases; a target only needs the first $n + (products
 # it bought) + (products of the list in categories it bought lately) of each list (pos): an offer further
 # down has before it at least $n products that are offered to it at a better key. Exact, and 7x faster
-# at 200 co-purchases each. Which bought product led to an offer (its anchor) is the one of its best key.
+# at 200 co-purchases each. The bought product an offer follows from is one whose list offers it at its
+# best key; of several, the first in product_id order (the same on every run).
 RECS_CTES = """
 params AS (SELECT max(as_of) AS as_of FROM run_params),
 numbered AS (  -- products numbered in product_id order, from 1
@@ -171,27 +172,35 @@ looked AS (  -- each bought product: how far down its list to look, and the cate
     LEFT JOIN (SELECT cnum, list(cat_key) AS cats FROM recent GROUP BY cnum) AS r ON r.cnum = b.cnum
 ),
 scored AS (  -- a product once per target, at its best key; never one the target bought
-    SELECT pair // w.m AS cnum, min(key) AS key, arg_min(a_num, key) AS a_num
+    SELECT pair // w.m AS cnum, min(key) AS key
     FROM (
-        SELECT b.cnum * w.m + o.num AS pair, o.key, coalesce(o.a_num, 0) AS a_num  -- 0: not in products
+        SELECT b.cnum * w.m + o.num AS pair, o.key
         FROM looked AS b
         JOIN offers AS o ON o.anchor = b.product_id AND o.a_color IS NOT DISTINCT FROM b.color_key
                          AND o.a_cat IS NOT DISTINCT FROM b.cat_key AND o.pos <= b.deepest
         CROSS JOIN width AS w
         WHERE o.o_cat IS NULL OR NOT list_contains(b.blocked, o.o_cat)
         UNION ALL
-        SELECT b.cnum * w.m + b.num, 0, 0 FROM bought AS b CROSS JOIN width AS w WHERE b.num IS NOT NULL
+        SELECT b.cnum * w.m + b.num, 0 FROM bought AS b CROSS JOIN width AS w WHERE b.num IS NOT NULL
     ) CROSS JOIN width AS w
     GROUP BY pair, w.m
     HAVING min(key) > 0
 ),
-best AS (  -- ascending: the best first (min(x, n) takes no n of 0); keys differ, so anchors line up
-    SELECT c.customer_id, b.keys, b.anchors
-    FROM (
-        SELECT cnum, min(key, greatest($n, 1))[1:$n] AS keys, arg_min(a_num, key, greatest($n, 1))[1:$n] AS anchors
-        FROM scored GROUP BY cnum
-    ) AS b
-    JOIN customers AS c ON c.cnum = b.cnum
+best_keys AS (  -- ascending: the best first (min(x, n) takes no n of 0)
+    SELECT cnum, unnest(min(key, greatest($n, 1))[1:$n]) AS key FROM scored GROUP BY cnum
+),
+anchored AS (  -- each pick's bought product: of those whose list offers it at that very key, the first
+    SELECT k.cnum, k.key, min(coalesce(o.a_num, 0)) AS a_num  -- 0: a bought product not in products
+    FROM best_keys AS k
+    JOIN bought AS b ON b.cnum = k.cnum
+    JOIN offers AS o ON o.anchor = b.product_id AND o.a_color IS NOT DISTINCT FROM b.color_key
+                     AND o.a_cat IS NOT DISTINCT FROM b.cat_key AND o.key = k.key
+    GROUP BY k.cnum, k.key
+),
+best AS (
+    SELECT c.customer_id, list(a.key ORDER BY a.key) AS keys, list(a.a_num ORDER BY a.key) AS anchors
+    FROM anchored AS a JOIN customers AS c ON c.cnum = a.cnum
+    GROUP BY c.customer_id
 ),
 shelf AS (  -- the products by number, to look an offer's fields up by its key
     SELECT list(struct_pack(product_id := product_id, name := name, category := category, color := color,
