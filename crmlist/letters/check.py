@@ -67,6 +67,12 @@ _SAMPLE_RECOMMENDATION = {
     "color": "black",
     "price": Decimal("49.00"),
     "reason": "complement",
+    "because_id": "P-0000",
+    "because": "Briefcase",
+    "because_color": "black",
+    "because_category": "bags",
+    "same_color": True,
+    "why": "matches your Briefcase (black)",
 }
 
 

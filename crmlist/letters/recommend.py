@@ -72,7 +72,8 @@ WHERE CAST(p.n_ab AS HUGEINT) * oc.n > CAST(pa.n_p AS HUGEINT) * pb.n_p
 LIFT_SLICE_ROWS = 1_000_000  # purchase rows per slice of the orders
 
 # CTEs ending in `recs`: (customer_id, recs), the list of the best $n offers (structs of product_id, name,
-# category, color, price, reason, and the bought product it follows from: because_id, because, because_color)
+# category, color, price, reason, and the bought product it follows from: because_id, because, because_color,
+# because_category)
 # of each target of {targets} that {within} selects and that has any. Never offered: a product the target
 # bought, a product of a category the target bought within $category_days days before as-of, of the
 # category of the product it follows from, of an excluded category, priced outside [$min_price,
@@ -217,7 +218,8 @@ recs AS (  -- each key's product and reason, and the bought product it follows f
                price := s.products[b.keys[i] % w.m].price,
                reason := CASE WHEN b.keys[i] // w.m <= lc.rank THEN 'complement' ELSE 'co-purchase' END,
                because_id := s.products[b.anchors[i]].product_id, because := s.products[b.anchors[i]].name,
-               because_color := s.products[b.anchors[i]].color)) AS recs
+               because_color := s.products[b.anchors[i]].color,
+               because_category := s.products[b.anchors[i]].category)) AS recs
     FROM best AS b CROSS JOIN width AS w CROSS JOIN shelf AS s CROSS JOIN last_complement AS lc
 )"""
 
