@@ -674,60 +674,12 @@ def test_compute_recommendations_ranks_every_target(tmp_path: Path, monkeypatch:
     con = make_db(tmp_path)
     table = compute_recommendations(con, ws)
     rows = con.execute(f"SELECT * FROM {table} ORDER BY customer_id, rank").fetchall()
-    black = brown = "black"  # the bought product's colour (why is made from it when a letter renders)
+    folders = {"FLD-BLK": ("black", Decimal("49.00")), "FLD-BRN": ("brown", Decimal("45.50"))}
+    briefcase = ("BAG-BLK", "Briefcase", "black")  # the bought product each offer follows from, and its colour
     assert rows == [
-        (
-            "C1",
-            1,
-            "FLD-BLK",
-            "Folder",
-            "folders",
-            "black",
-            Decimal("49.00"),
-            "complement",
-            "BAG-BLK",
-            "Briefcase",
-            black,
-        ),
-        (
-            "C1",
-            2,
-            "FLD-BRN",
-            "Folder",
-            "folders",
-            "brown",
-            Decimal("45.50"),
-            "complement",
-            "BAG-BLK",
-            "Briefcase",
-            brown,
-        ),
-        (
-            "C2",
-            1,
-            "FLD-BLK",
-            "Folder",
-            "folders",
-            "black",
-            Decimal("49.00"),
-            "complement",
-            "BAG-BLK",
-            "Briefcase",
-            black,
-        ),
-        (
-            "C2",
-            2,
-            "FLD-BRN",
-            "Folder",
-            "folders",
-            "brown",
-            Decimal("45.50"),
-            "complement",
-            "BAG-BLK",
-            "Briefcase",
-            brown,
-        ),
+        (customer, rank, folder, "Folder", "folders", *folders[folder], "complement", *briefcase)
+        for customer in ("C1", "C2")
+        for rank, folder in ((1, "FLD-BLK"), (2, "FLD-BRN"))
     ]
     con.execute("DELETE FROM letter_targets")
     assert con.execute(f"SELECT count(*) FROM {compute_recommendations(con, ws)}").fetchall() == [(0,)]

@@ -195,22 +195,25 @@ def test_a_bug_in_crmlist_is_not_a_failed_letter(ws: Path) -> None:
 # --- issue 17, item 2: a campaign's own [offers], checked like the rest of its rule file ---------------------
 
 
-def test_check_names_unknown_offers_keys_bad_values_and_unknown_categories_with_the_closest(shop: Path) -> None:
-    rules = (shop / "queries" / "winback.toml").read_text(encoding="utf-8")
-    offers = '[offers]\nrecomend = 2\ncategory_days = -1\nexclude_categories = ["Folders", "digital_tv"]\n'
+def check_with_offers(shop: Path, rules: str, offers: str) -> list[str]:
+    """`crmlist check winback` with this [offers] table added to its rules: exit 65, stderr's lines."""
     write(shop, "queries/winback.toml", rules + offers)
     done = crmlist("check", "winback", cwd=shop)
     assert done.returncode == 65, done.stderr
-    assert done.stderr.splitlines() == [
+    return done.stderr.splitlines()
+
+
+def test_check_names_unknown_offers_keys_bad_values_and_unknown_categories_with_the_closest(shop: Path) -> None:
+    rules = (shop / "queries" / "winback.toml").read_text(encoding="utf-8")
+    offers = '[offers]\nrecomend = 2\ncategory_days = -1\nexclude_categories = ["Folders", "digital_tv"]\n'
+    assert check_with_offers(shop, rules, offers) == [
         "crmlist: error: queries/winback.toml: offers.recomend: unknown key",
         "hint: did you mean `recommend`?",
         "crmlist: error: queries/winback.toml: offers.category_days: must be a whole number of days >= 0",
         "hint: e.g. category_days = 365",
     ]
-    write(shop, "queries/winback.toml", rules + '[offers]\nrecommend = 2\nexclude_categories = ["Folders", "tvs"]\n')
-    done = crmlist("check", "winback", cwd=shop)
-    assert done.returncode == 65, done.stderr
-    assert done.stderr.splitlines() == [
+    offers = '[offers]\nrecommend = 2\nexclude_categories = ["Folders", "tvs"]\n'
+    assert check_with_offers(shop, rules, offers) == [
         "crmlist: error: queries/winback.toml: offers.exclude_categories: no product has category 'Folders'",
         "hint: did you mean 'folder'?",
         "crmlist: error: queries/winback.toml: offers.exclude_categories: no product has category 'tvs'",
