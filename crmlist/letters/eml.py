@@ -59,10 +59,15 @@ def _headers(block: str) -> list[tuple[str, str]]:
     return headers
 
 
-def set_body(msg: Any, text: str, subtype: str) -> None:
-    """The message's body as UTF-8 text: 8bit, or quoted-printable when a line is too long for SMTP."""
+def _cte(text: str) -> str:
+    """A text part's transfer encoding: 8bit, or quoted-printable when a line is too long for SMTP."""
     long_lines = any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in text.split("\n"))
-    msg.set_content(text, subtype=subtype, charset="utf-8", cte="quoted-printable" if long_lines else "8bit")
+    return "quoted-printable" if long_lines else "8bit"
+
+
+def set_body(msg: Any, text: str, subtype: str) -> None:
+    """The message's body as UTF-8 text (8bit or quoted-printable, _cte)."""
+    msg.set_content(text, subtype=subtype, charset="utf-8", cte=_cte(text))
 
 
 def eml_message(text: str, mime: bool = True, defaults: Sequence[tuple[str, str]] = (), html: str | None = None) -> str:
@@ -92,8 +97,7 @@ def eml_message(text: str, mime: bool = True, defaults: Sequence[tuple[str, str]
             raise HeaderError(f"header {name}: {exc}") from None
     set_body(msg, body, subtype)
     if html is not None:
-        long_lines = any(len(line.encode("utf-8")) > MAX_LINE_BYTES for line in html.split("\n"))
-        msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable" if long_lines else "8bit")
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte=_cte(html))
     return msg.as_bytes().decode("utf-8")  # as_string() would turn the 8bit body into base64
 
 
@@ -102,30 +106,34 @@ def _subtype(content_type: str) -> str:
     return found.group(1).lower() if found else "plain"
 
 
-def message_defaults(
-    sender: Mapping[str, str], customer: Mapping[str, Any], campaign: str, as_of: dt.date
-) -> list[tuple[str, str]]:
-    """The headers every message has unless its template writes them: From (the sender), To (the
-    customer's name and e-mail), Date (the as-of day), a Message-ID the same on every run, and
-    List-Unsubscribe (+ List-Unsubscribe-Post for a web address, RFC 8058) when [sender] unsubscribe
-    is set ({customer_id} in it is the customer's id)."""
-    found: list[tuple[str, str]] = []
-    address = sender.get("email") or ""
-    if address:
-        found.append(("From", formataddr((sender.get("name") or "", address))))
-    email = customer.get("email")
-    if isinstance(email, str) and email.strip():
-        name = " ".join(str(customer[k]) for k in ("first_name", "last_name") if customer.get(k))
-        found.append(("To", formataddr((name, email.strip()))))
-    found.append(("Date", format_datetime(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC))))
-    customer_id = str(customer.get("customer_id"))
-    digest = hashlib.sha256(f"{campaign}\0{as_of}\0{customer_id}".encode()).hexdigest()[:32]
-    domain = address.rpartition("@")[2] or "crmlist.invalid"
-    found.append(("Message-ID", f"<{digest}@{domain}>"))
-    unsubscribe = sender.get("unsubscribe")
-    if unsubscribe:
-        link = unsubscribe.replace("{customer_id}", customer_id)
-        found.append(("List-Unsubscribe", f"<{link}>"))
-        if link.startswith(("https://", "http://")):
-            found.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    return found
+class MessageDefaults:
+    """The headers every message has unless its template writes them: From (the sender) and Date (the
+    as-of day, 00:00 UTC), the same for the whole run, and per customer To (name and e-mail), a
+    Message-ID the same on every run, and List-Unsubscribe (+ List-Unsubscribe-Post for a web address,
+    RFC 8058) when [sender] unsubscribe is set ({customer_id} in it is the customer's id)."""
+
+    def __init__(self, sender: Mapping[str, str], as_of: dt.date) -> None:
+        address = sender.get("email") or ""
+        self.sender = formataddr((sender.get("name") or "", address)) if address else ""
+        self.date = format_datetime(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC))
+        self._from = [("From", self.sender)] if address else []
+        self._as_of = as_of
+        self._domain = address.rpartition("@")[2] or "crmlist.invalid"
+        self._unsubscribe = sender.get("unsubscribe") or ""
+
+    def for_customer(self, customer: Mapping[str, Any], campaign: str) -> list[tuple[str, str]]:
+        found = list(self._from)
+        email = customer.get("email")
+        if isinstance(email, str) and email.strip():
+            name = " ".join(str(customer[k]) for k in ("first_name", "last_name") if customer.get(k))
+            found.append(("To", formataddr((name, email.strip()))))
+        found.append(("Date", self.date))
+        customer_id = str(customer.get("customer_id"))
+        digest = hashlib.sha256(f"{campaign}\0{self._as_of}\0{customer_id}".encode()).hexdigest()[:32]
+        found.append(("Message-ID", f"<{digest}@{self._domain}>"))
+        if self._unsubscribe:
+            link = self._unsubscribe.replace("{customer_id}", customer_id)
+            found.append(("List-Unsubscribe", f"<{link}>"))
+            if link.startswith(("https://", "http://")):
+                found.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        return found

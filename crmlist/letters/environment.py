@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -130,19 +131,17 @@ def present(value: Any) -> Any:
     return value
 
 
-def _eml_finalize(value: Any) -> Any:
-    return mark_line_breaks(present(value))
+def _present_then(escape: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A finalize that fails a missing value (present) and escapes the others for the template's kind."""
+
+    def finalize(value: Any) -> Any:
+        return escape(present(value))
+
+    return finalize
 
 
-def _typst_finalize(value: Any) -> Any:
-    return typst_finalize(present(value))
-
-
-def _md_finalize(value: Any) -> Any:
-    return markdown_escape(present(value))
-
-
-_FINALIZE_BY_KIND = {".eml.j2": _eml_finalize, ".md.j2": _md_finalize}
+# the kinds of template whose printed values are escaped for their format (typ: build_typst_environment)
+_FINALIZE_BY_KIND = {".eml.j2": _present_then(mark_line_breaks), ".md.j2": _present_then(markdown_escape)}
 
 
 def build_environment(ws: Workspace) -> LetterSandbox:
@@ -162,7 +161,7 @@ def build_environment(ws: Workspace) -> LetterSandbox:
 
 def build_typst_environment(env: LetterSandbox) -> LetterSandbox:
     """The same sandbox for NAME.typ.j2 templates: every value printed is escaped for Typst markup."""
-    overlay = env.overlay(finalize=_typst_finalize)
+    overlay = env.overlay(finalize=_present_then(typst_finalize))
     assert isinstance(overlay, LetterSandbox)
     overlay.filters = dict(env.filters, typst_str=typst_string)  # overlays share the dict otherwise
     return overlay

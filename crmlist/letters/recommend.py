@@ -116,7 +116,7 @@ bought AS (  -- each target's products up to as-of; a product's category is its 
 recent AS (  -- the categories each target bought within $category_days days
     SELECT DISTINCT cnum, cat_key FROM bought WHERE lately AND cat_key IS NOT NULL
 ),
-anchors AS (SELECT DISTINCT product_id, num AS a_num, color_key, cat_key FROM bought),
+anchors AS (SELECT DISTINCT product_id, color_key, cat_key FROM bought),
 candidates AS (  -- products that may be offered at all
     SELECT num, product_id, lower(category) AS cat_key, lower(color) AS color_key
     FROM numbered
@@ -125,8 +125,7 @@ candidates AS (  -- products that may be offered at all
       AND ($min_price IS NULL OR price >= $min_price) AND ($max_price IS NULL OR price <= $max_price)
 ),
 complement AS (  -- same colour as the bought product first, then the order listed
-    SELECT a.product_id AS anchor, a.a_num, a.color_key AS a_color, a.cat_key AS a_cat, c.num, c.cat_key AS o_cat,
-           1 AS grp,
+    SELECT a.product_id AS anchor, a.color_key AS a_color, a.cat_key AS a_cat, c.num, c.cat_key AS o_cat, 1 AS grp,
            CASE WHEN c.color_key = a.color_key THEN 0 ELSE 1 END AS k1, CAST(x.pos AS DOUBLE) AS k2
     FROM anchors AS a
     JOIN products AS bp ON bp.product_id = a.product_id
@@ -135,23 +134,22 @@ complement AS (  -- same colour as the bought product first, then the order list
     WHERE coalesce(c.cat_key <> a.cat_key, TRUE)
 ),
 copurchase AS (  -- the category test is against the bought product that led to it
-    SELECT a.product_id AS anchor, a.a_num, a.color_key AS a_color, a.cat_key AS a_cat, c.num, c.cat_key AS o_cat,
-           2 AS grp, 0 AS k1, -l.lift AS k2
+    SELECT a.product_id AS anchor, a.color_key AS a_color, a.cat_key AS a_cat, c.num, c.cat_key AS o_cat, 2 AS grp,
+           0 AS k1, -l.lift AS k2
     FROM anchors AS a
     JOIN {lift} AS l ON l.anchor = a.product_id
     JOIN candidates AS c ON c.product_id = l.other
     WHERE coalesce(c.cat_key <> a.cat_key, TRUE)
 ),
 keyed AS (  -- what a bought product leads to, keyed
-    SELECT o.anchor, o.a_num, o.a_color, o.a_cat, o.grp, o.num, o.o_cat,
+    SELECT o.anchor, o.a_color, o.a_cat, o.grp, o.num, o.o_cat,
            dense_rank() OVER (ORDER BY o.grp, o.k1, o.k2) * w.m + o.num AS key
     FROM (SELECT * FROM complement UNION ALL SELECT * FROM copurchase) AS o CROSS JOIN width AS w
 ),
 offers AS (  -- each product once per bought product, at its best key, with its place in that list
     SELECT *, row_number() OVER (PARTITION BY anchor, a_color, a_cat ORDER BY key) AS pos
     FROM (
-        SELECT anchor, a_num, a_color, a_cat, num, o_cat, min(key) AS key, arg_min(grp, key) AS grp
-        FROM keyed GROUP BY ALL
+        SELECT anchor, a_color, a_cat, num, o_cat, min(key) AS key, arg_min(grp, key) AS grp FROM keyed GROUP BY ALL
     )
 ),
 list_categories AS (  -- how many products of each category a bought product's list holds
@@ -191,7 +189,7 @@ best_keys AS (  -- ascending: the best first (min(x, n) takes no n of 0)
     SELECT cnum, unnest(min(key, greatest($n, 1))[1:$n]) AS key FROM scored GROUP BY cnum
 ),
 anchored AS (  -- each pick's bought product: of those whose list offers it at that very key, the first
-    SELECT k.cnum, k.key, min(coalesce(o.a_num, 0)) AS a_num  -- 0: a bought product not in products
+    SELECT k.cnum, k.key, min(coalesce(b.num, 0)) AS a_num  -- 0: a bought product not in products
     FROM best_keys AS k
     JOIN bought AS b ON b.cnum = k.cnum
     JOIN offers AS o ON o.anchor = b.product_id AND o.a_color IS NOT DISTINCT FROM b.color_key

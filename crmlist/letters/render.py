@@ -16,7 +16,7 @@ import pyarrow as pa
 from jinja2 import Template, TemplateSyntaxError
 
 from crmlist.errors import NotFoundError, UsageError
-from crmlist.letters.eml import eml_message, message_defaults
+from crmlist.letters.eml import MessageDefaults, eml_message
 from crmlist.letters.environment import (
     LetterSandbox,
     build_environment,
@@ -183,7 +183,7 @@ class Renderer:
         self._wanted: set[str] | None = set(_ALWAYS_COLUMNS | (_ADDRESS_COLUMNS if self.pdf else set()))
         # whether any template reads `recommendations`: if none does, no run computes them
         self.wants_recommendations = False
-        self._sender = ws.sender  # From and List-Unsubscribe of every eml message
+        self._message_defaults = MessageDefaults(ws.sender, job.as_of)  # of every eml message
         self._mime = job.letters_format != "jsonl"  # jsonl keeps an eml letter's text as rendered
         # a letter rendering too long fails: render_chunk runs the clock
         self.clock = LetterClock(letter_seconds(ws.section("letters")))
@@ -258,8 +258,7 @@ class Renderer:
         """A rendered eml letter as the message written, with the HTML alternative when there is one."""
         if not self._mime:
             return eml_message(text, mime=False)
-        customer = context["customer"]
-        defaults = message_defaults(self._sender, customer, context["campaign"], self.job.as_of)
+        defaults = self._message_defaults.for_customer(context["customer"], context["campaign"])
         html = self._html_part(name, file_name)
         return eml_message(text, defaults=defaults, html=None if html is None else _render(html, context))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import io
 import os
@@ -11,13 +10,12 @@ import re
 import zipfile
 from email.message import EmailMessage
 from email.parser import HeaderParser
-from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
-from crmlist.letters.eml import POLICY, set_body
+from crmlist.letters.eml import POLICY, MessageDefaults, set_body
 from crmlist.letters.job import LetterFailure, LetterJob, RenderedLetter
 from crmlist.letters.pdfmerge import PdfConcatenator
 from crmlist.newfiles import NewFile, refuse_link, write_error, write_file, write_in
@@ -70,9 +68,8 @@ class LetterEncoder:
         self.from_line = (
             f"From crmlist {_DAYS[day.weekday()]} {_MONTHS[day.month - 1]} {day.day:2d} 00:00:00 {day.year}\n"
         )
-        self.date = format_datetime(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC))
-        name, address = sender.get("name", ""), sender.get("email", "")
-        self.sender = formataddr((name, address)) if address else ""
+        defaults = MessageDefaults(sender, day)
+        self.date, self.sender = defaults.date, defaults.sender
 
     def encode(self, letters: list[RenderedLetter]) -> Any:
         """files and zip: (name, bytes) per letter; jsonl and mbox: the bundle's next bytes."""
