@@ -73,9 +73,8 @@ def probe_workspace(root: Path, data: Path, tables: tuple[str, ...]) -> None:
     (root / "queries" / "everyone.toml").write_text(EVERYONE, encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("sample") / "ws"
+def sample_workspace(root: Path) -> Path:
+    """`crmlist init` at root with the sample data loaded, the probe template and the everyone campaign."""
     ok("init", str(root), cwd=root.parent)
     probe_workspace(root, root / "sample_data", ("customers", "products", "purchases"))
     rules = (root / "queries" / "briefcase_crosssell.toml").read_text(encoding="utf-8")
@@ -83,6 +82,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert probe != rules
     (root / "queries" / "briefcase_probe.toml").write_text(probe, encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample_workspace(tmp_path_factory.mktemp("sample") / "ws")
 
 
 @pytest.mark.parametrize("campaign", ["briefcase_probe", "everyone"])
@@ -140,3 +144,36 @@ def test_no_generated_letter_recommends_a_bought_product_or_a_category_bought_th
     recs = recommended(root / "out" / "letters.jsonl")
     assert sum(map(len, recs.values())) > 1000
     assert repeats(paths["customers"].parent, recs, as_of) == []
+
+
+def test_a_purchase_loaded_after_one_letters_run_is_never_offered_by_the_next(tmp_path: Path) -> None:
+    """Letters, then a new purchases file (the customer bought what the letter offered, and an item of
+    another offered category), then letters again: neither that product nor those categories come back,
+    and nobody's letter breaks the rule against the purchases as they now are. (A workspace of its own:
+    the load changes it.)"""
+    sample = sample_workspace(tmp_path / "ws")
+    first = sample / "out" / "before-load"
+    ok("letters", "everyone", "--out", str(first), "--as-of", AS_OF, "--letters-format", "jsonl", cwd=sample)
+    before = recommended(first / "letters.jsonl")
+    customer, offered = next((c, ps) for c, ps in sorted(before.items()) if len(ps) >= 2)
+    with duckdb.connect() as con:
+        products = str(sample / "sample_data" / "products.csv")
+        category = dict(con.execute("SELECT product_id, category FROM read_csv($p)", {"p": products}).fetchall())
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "products.csv").write_bytes((sample / "sample_data" / "products.csv").read_bytes())
+    sample_purchases = (sample / "sample_data" / "purchases.csv").read_text(encoding="utf-8")
+    header = sample_purchases.splitlines()[0]
+    assert header == "order_id,customer_id,order_date,product_id,category,quantity,unit_price,amount,currency"
+    new = "".join(
+        f"NEW{i},{customer},2026-10-30,{product},{category[product]},1,10.00,10.00,PLN\n"
+        for i, product in enumerate(offered[:2])
+    )
+    (tmp_path / "new.csv").write_text(header + "\n" + new, encoding="utf-8")
+    (data / "purchases.csv").write_text(sample_purchases + new, encoding="utf-8")
+    ok("load", "purchases", str(tmp_path / "new.csv"), cwd=sample)
+    second = sample / "out" / "after-load"
+    ok("letters", "everyone", "--out", str(second), "--as-of", AS_OF, "--letters-format", "jsonl", cwd=sample)
+    after = recommended(second / "letters.jsonl")
+    assert not {category[p] for p in after.get(customer, [])} & {category[p] for p in offered[:2]}
+    assert repeats(data, after, AS_OF) == []
